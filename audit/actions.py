@@ -1,0 +1,15 @@
+"""The vocabulary of audited events. Add a member here for every new financial event."""
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    CUSTOMER_CREATED = "customer.created"
+    CUSTOMER_UPDATED = "customer.updated"
+    CUSTOMER_ACCESS_GRANTED = "customer.access_granted"
+    INVOICE_CREATED = "invoice.created"
+    INVOICE_ISSUED = "invoice.issued"
+    INVOICE_VOIDED = "invoice.voided"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_CHECKSUM_MISMATCH = "invoice.checksum_mismatch"
+    ENCRYPTION_KEY_ROTATED = "encryption.key_rotated"

@@ -1,0 +1,45 @@
+"""Error codes of the billing app (customers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from paymenter.errors import PaymenterError
+
+
+class BillingErrorCode(StrEnum):
+    INVALID_CUSTOMER = "invalid_customer"
+    DUPLICATE_CUSTOMER = "duplicate_customer"
+    DUPLICATE_EMAIL = "duplicate_email"
+    CUSTOMER_NOT_FOUND = "customer_not_found"
+
+
+class BillingError(PaymenterError):
+    pass
+
+
+class InvalidCustomerError(BillingError):
+    def __init__(self, fields: Mapping[str, list[str]]) -> None:
+        super().__init__(
+            code=BillingErrorCode.INVALID_CUSTOMER, message="The customer details are invalid.", fields=fields
+        )
+
+
+class DuplicateCustomerError(BillingError):
+    status_code = 409
+
+    def __init__(self, *, field: str) -> None:
+        code = BillingErrorCode.DUPLICATE_EMAIL if field == "email" else BillingErrorCode.DUPLICATE_CUSTOMER
+        super().__init__(
+            code=code,
+            message=f"A customer with this {field.replace('_', ' ')} already exists.",
+            fields={field: ["already in use"]},
+        )
+
+
+class CustomerNotFoundError(BillingError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__(code=BillingErrorCode.CUSTOMER_NOT_FOUND, message="No such customer.")

@@ -1,0 +1,74 @@
+"""Staff groups from the security model's role table.
+
+* admin   - full billing system access (every permission of our apps and user admin)
+* billing - view customers (with personal data) and invoices, record payments, refunds
+* support - view customers (personal data masked) and invoices; no payment actions
+Re-runnable: permissions are set, not appended.
+"""
+
+from django.db import migrations
+
+OUR_APPS = ("billing", "invoices", "audit", "auth")
+
+BILLING = [
+    ("billing", "view_customer"),
+    ("billing", "view_customer_pii"),
+    ("invoices", "view_invoice"),
+    ("invoices", "view_invoiceline"),
+    ("invoices", "view_taxrate"),
+    ("invoices", "record_payment"),
+    ("invoices", "process_refund"),
+    ("audit", "view_auditevent"),
+]
+SUPPORT = [
+    ("billing", "view_customer"),
+    ("invoices", "view_invoice"),
+    ("invoices", "view_invoiceline"),
+]
+
+
+def create_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.management import create_permissions  # noqa: PLC0415
+
+    alias = schema_editor.connection.alias
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0, using=alias)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+
+    def perms(pairs):  # type: ignore[no-untyped-def]
+        found = []
+        for app_label, codename in pairs:
+            found.extend(
+                Permission.objects.using(alias).filter(content_type__app_label=app_label, codename=codename)
+            )
+        return found
+
+    admin_perms = Permission.objects.using(alias).filter(content_type__app_label__in=OUR_APPS)
+    for name, permissions in (
+        ("admin", list(admin_perms)),
+        ("billing", perms(BILLING)),
+        ("support", perms(SUPPORT)),
+    ):
+        group, _ = Group.objects.using(alias).get_or_create(name=name)
+        group.permissions.set(permissions)
+
+
+def remove_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
+    Group = apps.get_model("auth", "Group")
+    Group.objects.using(schema_editor.connection.alias).filter(name__in=["admin", "billing", "support"]).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("billing", "0002_row_level_security"),
+        ("invoices", "0003_seed_gst_rate"),
+        ("audit", "0001_initial"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+    ]
+
+    operations = [migrations.RunPython(create_groups, remove_groups)]

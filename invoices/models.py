@@ -1,0 +1,187 @@
+"""Invoices, their lines, GST rates and the gapless number sequence.
+
+Amounts are integer minor units of the invoice currency. Totals are written only by
+``invoices.services`` from the lines; issued invoices are immutable (database triggers
+enforce it, see migration ``0002``) and are never deleted - they are voided.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import F, Q
+
+from billing.models import Customer
+from paymenter.encrypted_fields import EncryptedJSONField
+from paymenter.scoping import PrincipalScopedManager
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+    UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    REFUNDED = "refunded", "Refunded"
+
+
+class TaxCode(models.TextChoices):
+    GST = "GST", "GST 10%"
+    GST_FREE_EXPORT = "GST_FREE_EXPORT", "GST-free export of services"
+
+
+class TaxRate(models.Model):
+    """An effective-dated tax rate: valid from ``effective_from`` (inclusive) until
+    ``effective_to`` (exclusive, open-ended when null)."""
+
+    code = models.CharField(max_length=32, choices=TaxCode.choices)
+    country = models.CharField(max_length=2)
+    rate = models.DecimalField(max_digits=6, decimal_places=4, help_text="0.1000 is 10%")
+    effective_from = models.DateField()
+    effective_to = models.DateField(null=True, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["country", "code", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "country", "effective_from"], name="taxrate_unique_start"),
+            models.CheckConstraint(condition=Q(rate__gte=0) & Q(rate__lt=1), name="taxrate_rate_range"),
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True) | Q(effective_to__gt=F("effective_from")),
+                name="taxrate_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.country} {self.rate} from {self.effective_from}"
+
+
+class InvoiceNumberSequence(models.Model):
+    """The last number issued per prefix and year; locked while issuing, so numbers
+    are gapless (a rolled-back issue releases its number)."""
+
+    prefix = models.CharField(max_length=16)
+    year = models.PositiveIntegerField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prefix", "year"], name="invoicenumber_unique_year")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}-{self.year}: {self.last_number}"
+
+
+class Invoice(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    currency = models.CharField(max_length=3)
+    issue_date = models.DateField(null=True, blank=True, help_text="In the seller's time zone")
+    due_date = models.DateField(null=True, blank=True)
+    is_tax_invoice = models.BooleanField(default=False)
+    seller_details = models.JSONField(default=dict, blank=True, help_text="Frozen at issue")
+    buyer_details = EncryptedJSONField(null=True, blank=True, help_text="Frozen at issue (encrypted)")
+    buyer_country = models.CharField(max_length=2, blank=True, help_text="Frozen at issue (GST basis)")
+    subtotal_minor = models.BigIntegerField(default=0)
+    tax_minor = models.BigIntegerField(default=0)
+    total_minor = models.BigIntegerField(default=0)
+    amount_paid_minor = models.BigIntegerField(default=0)
+    amount_refunded_minor = models.BigIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True)
+    checksum_key_id = models.CharField(max_length=32, blank=True)
+    void_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("record_payment", "Can record a payment against an invoice"),
+            ("process_refund", "Can refund an invoice"),
+        ]
+        indexes = [models.Index(fields=["customer", "status"], name="invoice_customer_status")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="invoice_currency_iso"),
+            models.CheckConstraint(
+                condition=Q(subtotal_minor__gte=0) & Q(tax_minor__gte=0) & Q(amount_paid_minor__gte=0)
+                & Q(amount_refunded_minor__gte=0),
+                name="invoice_amounts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_minor=F("subtotal_minor") + F("tax_minor")), name="invoice_total_adds_up"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_refunded_minor__lte=F("amount_paid_minor")), name="invoice_refund_le_paid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=InvoiceStatus.DRAFT) | (Q(number__isnull=False) & ~Q(checksum="")),
+                name="invoice_issued_has_number_and_checksum",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft {self.id}"
+
+    @property
+    def amount_due_minor(self) -> int:
+        """What the customer still owes: nothing unless the invoice is open."""
+        if self.status != InvoiceStatus.OPEN:
+            return 0
+        return max(self.total_minor - self.amount_paid_minor, 0)
+
+
+class InvoiceLine(models.Model):
+    """One charge. ``customer`` repeats the invoice's customer so that row-level
+    security can key on it directly."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField()
+    description = models.CharField(max_length=500)
+    quantity = models.PositiveIntegerField()
+    unit_amount_minor = models.BigIntegerField()
+    tax_code = models.CharField(max_length=32, choices=TaxCode.choices)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=4)
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="invoiceline_unique_position"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="invoiceline_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(unit_amount_minor__gte=0) & Q(subtotal_minor__gte=0) & Q(tax_minor__gte=0),
+                name="invoiceline_amounts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(subtotal_minor=F("quantity") * F("unit_amount_minor")),
+                name="invoiceline_subtotal_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_minor=F("subtotal_minor") + F("tax_minor")), name="invoiceline_total_adds_up"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_start__isnull=True)
+                | Q(period_end__isnull=True)
+                | Q(period_end__gte=F("period_start")),
+                name="invoiceline_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.description}"

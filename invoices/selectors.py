@@ -1,0 +1,33 @@
+"""Reads of invoices, scoped to the acting principal."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from billing.models import CustomerUserObjectPermission
+from invoices.errors import InvoiceNotFoundError
+from invoices.models import Invoice
+from paymenter.principals import CustomerPrincipal, Principal
+
+
+def invoices_for_principal(*, principal: Principal) -> QuerySet[Invoice]:
+    """Staff and system see every invoice; a portal user sees the invoices of customers
+    on which they hold ``view_customer_invoices``."""
+    queryset = Invoice.objects.select_related("customer")
+    if isinstance(principal, CustomerPrincipal):
+        permitted = CustomerUserObjectPermission.objects.filter(
+            user_id=principal.user_id,
+            permission__codename="view_customer_invoices",
+            content_object_id__in=principal.customer_ids,
+        ).values("content_object_id")
+        queryset = queryset.filter(customer_id__in=principal.customer_ids).filter(customer_id__in=permitted)
+    return queryset
+
+
+def invoice_get(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
+    try:
+        return invoices_for_principal(principal=principal).get(id=invoice_id)
+    except (Invoice.DoesNotExist, ValueError) as exc:
+        raise InvoiceNotFoundError() from exc

@@ -1,0 +1,370 @@
+"""Writes of invoices: create, issue, void, record payment.
+
+Every amount is computed here from stored data (customer, tax rates, line inputs);
+totals, tax and status are never taken from a caller. Each entry point runs in one
+durable transaction with its audit record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actions import AuditAction
+from audit.services import audit_record
+from billing.models import Customer
+from billing.selectors import customer_get
+from invoices import checksum, numbering, tax
+from invoices.errors import (
+    InvalidInvoiceError,
+    InvoiceChecksumMismatchError,
+    InvoiceNotFoundError,
+    InvoiceStateError,
+    PaymentAmountMismatchError,
+)
+from invoices.models import Invoice, InvoiceLine, InvoiceStatus
+from invoices.selectors import invoice_get
+from paymenter.money import MAX_MINOR, CurrencyMismatchError, Money, normalize_currency
+from paymenter.principals import Principal
+
+MAX_LINES = 200
+MAX_QUANTITY = 1_000_000
+MAX_DESCRIPTION = 500
+
+
+@dataclass(frozen=True)
+class InvoiceLineInput:
+    """What a caller may say about a line: never its tax or totals."""
+
+    description: str
+    quantity: int
+    unit_amount_minor: int
+    currency: str | None = None
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    position: int
+    source: InvoiceLineInput
+    tax_code: str
+    tax_rate: Any
+    amounts: tax.LineAmounts
+
+
+@dataclass(frozen=True)
+class PricedInvoice:
+    currency: str
+    tax_code: str
+    lines: tuple[PricedLine, ...]
+    totals: tax.LineAmounts
+    on_date: dt.date = field(compare=False)
+
+
+def seller_today() -> dt.date:
+    """Invoice dates are calendar dates in the seller's time zone."""
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(settings.SELLER_TIME_ZONE)).date()
+
+
+def _validate_lines(lines: Sequence[InvoiceLineInput], currency: str) -> None:
+    errors: dict[str, list[str]] = {}
+    if not lines:
+        errors["lines"] = ["an invoice needs at least one line"]
+    elif len(lines) > MAX_LINES:
+        errors["lines"] = [f"at most {MAX_LINES} lines"]
+    for index, line in enumerate(lines[:MAX_LINES]):
+        prefix = f"lines[{index}]"
+        if not isinstance(line.description, str) or not line.description.strip():
+            errors[f"{prefix}.description"] = ["required"]
+        elif len(line.description) > MAX_DESCRIPTION:
+            errors[f"{prefix}.description"] = [f"at most {MAX_DESCRIPTION} characters"]
+        if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not (
+            1 <= line.quantity <= MAX_QUANTITY
+        ):
+            errors[f"{prefix}.quantity"] = [f"a whole number from 1 to {MAX_QUANTITY}"]
+        if isinstance(line.unit_amount_minor, bool) or not isinstance(line.unit_amount_minor, int) or not (
+            0 <= line.unit_amount_minor <= MAX_MINOR
+        ):
+            errors[f"{prefix}.unit_amount_minor"] = ["a whole number of minor units, not negative"]
+        if line.currency is not None and str(line.currency).upper() != currency:
+            raise CurrencyMismatchError(currency, str(line.currency))
+        if line.period_start and line.period_end and line.period_end < line.period_start:
+            errors[f"{prefix}.period_end"] = ["must not be before period_start"]
+    if errors:
+        raise InvalidInvoiceError(errors)
+
+
+def invoice_price(
+    *, customer: Customer, currency: str, lines: Sequence[InvoiceLineInput], on_date: dt.date
+) -> PricedInvoice:
+    """The full computation without writing anything (used for drafts, issue, preview)."""
+    currency = normalize_currency(currency)
+    _validate_lines(lines, currency)
+    treatment = tax.treatment_for(
+        buyer_country=customer.billing_country, seller_country=settings.SELLER_COUNTRY, on=on_date
+    )
+    priced = tuple(
+        PricedLine(
+            position=index + 1,
+            source=line,
+            tax_code=treatment.code,
+            tax_rate=treatment.rate,
+            amounts=tax.line_amounts(
+                quantity=line.quantity, unit_amount_minor=line.unit_amount_minor, rate=treatment.rate
+            ),
+        )
+        for index, line in enumerate(lines)
+    )
+    totals = tax.invoice_amounts([line.amounts for line in priced])
+    if totals.total_minor > MAX_MINOR:
+        raise InvalidInvoiceError({"lines": ["the invoice total is out of the supported range"]})
+    return PricedInvoice(
+        currency=currency, tax_code=treatment.code, lines=priced, totals=totals, on_date=on_date
+    )
+
+
+def _lock_invoice(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
+    visible = invoice_get(principal=principal, invoice_id=invoice_id)
+    return Invoice.objects.select_for_update(no_key=True).get(pk=visible.pk)
+
+
+def _write_lines(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
+    InvoiceLine.objects.filter(invoice=invoice).delete()  # drafts only (trigger enforces)
+    rows = [
+        InvoiceLine(
+            invoice=invoice,
+            customer_id=invoice.customer_id,
+            position=line.position,
+            description=line.source.description.strip(),
+            quantity=line.source.quantity,
+            unit_amount_minor=line.source.unit_amount_minor,
+            tax_code=line.tax_code,
+            tax_rate=line.tax_rate,
+            subtotal_minor=line.amounts.subtotal_minor,
+            tax_minor=line.amounts.tax_minor,
+            total_minor=line.amounts.total_minor,
+            period_start=line.source.period_start,
+            period_end=line.source.period_end,
+        )
+        for line in priced.lines
+    ]
+    InvoiceLine.objects.bulk_create(rows)
+    invoice.subtotal_minor = priced.totals.subtotal_minor
+    invoice.tax_minor = priced.totals.tax_minor
+    invoice.total_minor = priced.totals.total_minor
+    return rows
+
+
+def _line_inputs(invoice: Invoice) -> list[InvoiceLineInput]:
+    return [
+        InvoiceLineInput(
+            description=line.description,
+            quantity=line.quantity,
+            unit_amount_minor=line.unit_amount_minor,
+            period_start=line.period_start,
+            period_end=line.period_end,
+        )
+        for line in InvoiceLine.objects.filter(invoice=invoice).order_by("position")
+    ]
+
+
+def _issue_locked(*, principal: Principal, invoice: Invoice, customer: Customer) -> Invoice:
+    issue_date = seller_today()
+    priced = invoice_price(
+        customer=customer, currency=invoice.currency, lines=_line_inputs(invoice), on_date=issue_date
+    )
+    lines = _write_lines(invoice, priced)  # re-priced at the rate in force on the issue date
+    invoice.number = numbering.invoice_number_next(issue_date=issue_date)
+    invoice.issue_date = issue_date
+    invoice.due_date = issue_date + dt.timedelta(days=settings.INVOICE_DUE_DAYS)
+    invoice.is_tax_invoice = True
+    invoice.seller_details = {
+        "name": settings.SELLER_NAME,
+        "abn": settings.SELLER_ABN,
+        "address": settings.SELLER_ADDRESS,
+        "country": settings.SELLER_COUNTRY,
+    }
+    invoice.buyer_details = {
+        "external_id": customer.external_id,
+        "name": customer.name,
+        "email": customer.email,
+        "tax_id": customer.tax_id,
+        "postal_address": customer.postal_address,
+    }
+    invoice.buyer_country = customer.billing_country
+    invoice.status = InvoiceStatus.OPEN
+    invoice.issued_at = timezone.now()
+    invoice.checksum_key_id, invoice.checksum = checksum.compute(invoice, lines)
+    invoice.save()
+    audit_record(
+        action=AuditAction.INVOICE_ISSUED,
+        principal=principal,
+        object_type="invoice",
+        object_id=str(invoice.id),
+        customer_id=invoice.customer_id,
+        payload={
+            "number": invoice.number,
+            "currency": invoice.currency,
+            "subtotal_minor": invoice.subtotal_minor,
+            "tax_minor": invoice.tax_minor,
+            "total_minor": invoice.total_minor,
+            "checksum_key_id": invoice.checksum_key_id,
+        },
+    )
+    return invoice
+
+
+def invoice_create(
+    *,
+    principal: Principal,
+    customer_id: uuid.UUID | str,
+    lines: Sequence[InvoiceLineInput],
+    currency: str | None = None,
+    issue: bool = False,
+) -> Invoice:
+    """Create a draft invoice from line inputs; with ``issue=True`` also issue it, in
+    the same transaction."""
+    currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
+    with transaction.atomic(durable=True):
+        customer = customer_get(principal=principal, customer_id=customer_id)
+        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=seller_today())
+        invoice = Invoice(customer=customer, currency=currency, status=InvoiceStatus.DRAFT)
+        invoice.save(force_insert=True)
+        _write_lines(invoice, priced)
+        invoice.save(update_fields=["subtotal_minor", "tax_minor", "total_minor"])
+        audit_record(
+            action=AuditAction.INVOICE_CREATED,
+            principal=principal,
+            object_type="invoice",
+            object_id=str(invoice.id),
+            customer_id=customer.id,
+            payload={"currency": currency, "lines": len(priced.lines), "total_minor": priced.totals.total_minor},
+        )
+        if issue:
+            invoice = _issue_locked(principal=principal, invoice=invoice, customer=customer)
+    return invoice
+
+
+def invoice_issue(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
+    with transaction.atomic(durable=True):
+        invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
+        if invoice.status != InvoiceStatus.DRAFT:
+            raise InvoiceStateError(status=invoice.status, action="issued")
+        customer = customer_get(principal=principal, customer_id=invoice.customer_id)
+        return _issue_locked(principal=principal, invoice=invoice, customer=customer)
+
+
+def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: str = "") -> Invoice:
+    """Void a draft or an unpaid open invoice. Paid invoices are refunded, not voided."""
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise InvalidInvoiceError({"reason": ["text of at most 500 characters"]})
+    with transaction.atomic(durable=True):
+        invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
+        if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN) or invoice.amount_paid_minor:
+            raise InvoiceStateError(status=invoice.status, action="voided")
+        previous = invoice.status
+        invoice.status = InvoiceStatus.VOID
+        invoice.voided_at = timezone.now()
+        invoice.void_reason = reason.strip()
+        invoice.save(update_fields=["status", "voided_at", "void_reason"])
+        audit_record(
+            action=AuditAction.INVOICE_VOIDED,
+            principal=principal,
+            object_type="invoice",
+            object_id=str(invoice.id),
+            customer_id=invoice.customer_id,
+            payload={"number": invoice.number, "before": {"status": previous}, "reason": invoice.void_reason},
+        )
+    return invoice
+
+
+def _audit_checksum_mismatch(*, principal: Principal, invoice: Invoice, attempted: str) -> None:
+    audit_record(
+        action=AuditAction.INVOICE_CHECKSUM_MISMATCH,
+        principal=principal,
+        object_type="invoice",
+        object_id=str(invoice.id),
+        customer_id=invoice.customer_id,
+        payload={"number": invoice.number, "attempted": attempted, "checksum_key_id": invoice.checksum_key_id},
+    )
+
+
+def invoice_require_intact(*, principal: Principal, invoice_id: uuid.UUID | str, attempted: str) -> Invoice:
+    """Verify the checksum before an action such as starting a payment.
+
+    On a mismatch the refusal is audited (and committed) and the action refused.
+    """
+    with transaction.atomic(durable=True):
+        invoice = invoice_get(principal=principal, invoice_id=invoice_id)
+        intact = invoice.status == InvoiceStatus.DRAFT or checksum.is_valid(invoice)
+        if not intact:
+            _audit_checksum_mismatch(principal=principal, invoice=invoice, attempted=attempted)
+    if not intact:
+        raise InvoiceChecksumMismatchError()
+    return invoice
+
+
+def invoice_mark_paid(
+    *, principal: Principal, invoice_id: uuid.UUID | str, amount: Money, payment_reference: str
+) -> Invoice:
+    """Record full payment of an open invoice.
+
+    Refused (nothing changes) when the amount or currency differs from what is due, or
+    when the invoice's checksum does not verify (that refusal is itself audited).
+    """
+    if not isinstance(amount, Money):
+        raise TypeError("amount must be Money")
+    if not payment_reference or len(payment_reference) > 255:
+        raise InvalidInvoiceError({"payment_reference": ["required, at most 255 characters"]})
+    with transaction.atomic(durable=True):
+        invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
+        if invoice.status != InvoiceStatus.OPEN:
+            raise InvoiceStateError(status=invoice.status, action="paid")
+        intact = checksum.is_valid(invoice)
+        if not intact:
+            _audit_checksum_mismatch(principal=principal, invoice=invoice, attempted="mark_paid")
+        else:
+            due = Money(invoice.amount_due_minor, invoice.currency)
+            if amount.currency != due.currency or amount.minor != due.minor:
+                raise PaymentAmountMismatchError(expected=due.format(), received=amount.format())
+            invoice.amount_paid_minor += amount.minor
+            invoice.status = InvoiceStatus.PAID
+            invoice.paid_at = timezone.now()
+            invoice.save(update_fields=["amount_paid_minor", "status", "paid_at"])
+            audit_record(
+                action=AuditAction.INVOICE_PAID,
+                principal=principal,
+                object_type="invoice",
+                object_id=str(invoice.id),
+                customer_id=invoice.customer_id,
+                payload={
+                    "number": invoice.number,
+                    "amount_minor": amount.minor,
+                    "currency": amount.currency,
+                    "payment_reference": payment_reference,
+                },
+            )
+    if not intact:
+        raise InvoiceChecksumMismatchError()
+    return invoice
+
+
+__all__ = [
+    "InvoiceLineInput",
+    "InvoiceNotFoundError",
+    "invoice_create",
+    "invoice_issue",
+    "invoice_mark_paid",
+    "invoice_price",
+    "invoice_require_intact",
+    "invoice_void",
+]

@@ -1,0 +1,105 @@
+"""Model fields whose values are stored encrypted (see ``paymenter.encryption``).
+
+Reading the attribute decrypts (lazily, once per loaded value); assigning stores plain
+text that is encrypted on save with the primary key. Because the associated data names
+the row's primary key, models using these fields must have a primary key assigned in
+Python before saving (our customer-data models use UUID primary keys with a default).
+Encrypted columns cannot be filtered on: use a blind index column instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import models
+from django.db.models.query_utils import DeferredAttribute
+
+from paymenter import encryption
+
+
+class Ciphertext(str):
+    """A value as stored in the database; ``plaintext`` caches its decryption."""
+
+    __slots__ = ("plaintext",)
+    plaintext: Any
+
+
+class _EncryptedAttribute(DeferredAttribute):
+    field: EncryptedTextField
+
+    def __get__(self, instance: models.Model | None, cls: type | None = None) -> Any:
+        if instance is None:
+            return self
+        raw = super().__get__(instance, cls)
+        if isinstance(raw, Ciphertext):
+            if not hasattr(raw, "plaintext"):
+                text = encryption.decrypt(str(raw), context=self.field.encryption_context(instance))
+                raw.plaintext = self.field.decode_plaintext(text)
+            return raw.plaintext
+        return raw
+
+
+class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
+    """Text encrypted with AES-256-GCM, bound to table, column and row."""
+
+    descriptor_class = _EncryptedAttribute
+
+    def encryption_context(self, instance: models.Model) -> str:
+        if instance.pk is None:
+            raise ValueError(f"{self.model.__name__} needs a primary key before encrypting {self.name}")
+        return f"{self.model._meta.db_table}.{self.column}:{instance.pk}"
+
+    def encode_plaintext(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"{self.name} takes a string")
+        return value
+
+    def decode_plaintext(self, text: str) -> Any:
+        return text
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Ciphertext | None:
+        return None if value is None else Ciphertext(value)
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str | None:
+        current = model_instance.__dict__.get(self.attname)
+        if current is None:
+            return None
+        if isinstance(current, Ciphertext):
+            return str(current)
+        token = encryption.encrypt(self.encode_plaintext(current), context=self.encryption_context(model_instance))
+        stored = Ciphertext(token)
+        stored.plaintext = current
+        model_instance.__dict__[self.attname] = stored
+        return token
+
+    def get_prep_value(self, value: Any) -> Any:
+        if value is None or isinstance(value, Ciphertext):
+            return value
+        if isinstance(value, str) and value.startswith(f"{encryption.FORMAT_VERSION}:"):
+            return value
+        raise TypeError(
+            f"{self.name} is encrypted: it cannot be filtered on or saved outside Model.save()"
+        )
+
+    def value_to_string(self, obj: models.Model) -> str:
+        value = self.value_from_object(obj)
+        return "" if value is None else self.encode_plaintext(value)
+
+
+class EncryptedJSONField(EncryptedTextField):
+    """A JSON document (dict/list of plain values) stored encrypted."""
+
+    def encode_plaintext(self, value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def decode_plaintext(self, text: str) -> Any:
+        return json.loads(text)
+
+    def formfield(self, **kwargs: Any) -> Any:
+        from django.forms import JSONField  # noqa: PLC0415
+
+        return JSONField(**{"required": not self.blank, **kwargs})

@@ -1,0 +1,1 @@
+"""PostgreSQL backend that carries the acting principal into every transaction."""

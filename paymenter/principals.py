@@ -1,0 +1,75 @@
+"""Who is acting: the principal every selector, service and audit record is given.
+
+A principal decides two things: which rows PostgreSQL row-level security lets the
+transaction see (``rls_scope``), and who the audit trail names as the actor.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ScopeKind(StrEnum):
+    """Values of the ``paymenter.scope`` transaction setting the RLS policies read."""
+
+    CUSTOMER = "customer"  # only rows of ``customer_ids``
+    STAFF = "staff"  # every customer's rows (Django admin, staff users)
+    SYSTEM = "system"  # every customer's rows (management commands, workers, O2S API)
+
+
+@dataclass(frozen=True)
+class CustomerPrincipal:
+    """A portal user acting for the customers they are a member of."""
+
+    user_id: int
+    customer_ids: frozenset[uuid.UUID]
+    scope_kind: ScopeKind = field(default=ScopeKind.CUSTOMER, init=False)
+
+    @property
+    def actor_type(self) -> str:
+        return "customer_user"
+
+    @property
+    def actor_id(self) -> str:
+        return str(self.user_id)
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    """A member of staff (admin, billing or support group) using the Django admin."""
+
+    user_id: int
+    username: str = ""
+    scope_kind: ScopeKind = field(default=ScopeKind.STAFF, init=False)
+
+    @property
+    def actor_type(self) -> str:
+        return "staff"
+
+    @property
+    def actor_id(self) -> str:
+        return str(self.user_id)
+
+
+@dataclass(frozen=True)
+class SystemPrincipal:
+    """The system itself: a management command, a worker, a migration of data.
+
+    ``label`` names the entry point, e.g. ``"command:rotate_encryption_key"``.
+    """
+
+    label: str
+    scope_kind: ScopeKind = field(default=ScopeKind.SYSTEM, init=False)
+
+    @property
+    def actor_type(self) -> str:
+        return "system"
+
+    @property
+    def actor_id(self) -> str:
+        return self.label
+
+
+Principal = CustomerPrincipal | StaffPrincipal | SystemPrincipal

