@@ -9,7 +9,7 @@ CONSTRAINTS := requirements/constraints.txt
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck migrations-check pytest lock clean
+.PHONY: help install run test lint typecheck migrations-check pytest lock clean deploy-sql
 
 help:
 	@echo "make run    serve http://127.0.0.1:8000 with demo data and a Celery worker"
@@ -40,8 +40,10 @@ test: install
 	echo "make test: all checks passed"
 
 lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	exit $$status
 
 typecheck: install
 	$(BIN)/mypy .
@@ -65,3 +67,7 @@ lock:
 # Removes local state: the embedded databases and Redis data in .data/ included.
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache staticfiles
+
+# The role SQL the compose `db` service runs at initialisation (kept in sync by a test).
+deploy-sql: install
+	$(PY) -m paymenter.dbroles --database paymenter > deploy/postgres/10-paymenter-roles.sql

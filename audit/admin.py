@@ -19,7 +19,7 @@ else:  # ModelAdmin is generic only in the stubs (no django_stubs_ext monkeypatc
 class AuditEventAdmin(_AuditEventAdminBase):
     list_display = ("sequence", "occurred_at", "action", "actor_type", "actor_id", "object_type", "object_id")
     list_filter = ("action", "actor_type", "object_type")
-    search_fields = ("=object_id", "=actor_id", "=request_id", "=customer_id")
+    search_fields = ("=object_id", "=actor_id", "=request_id")
     ordering = ("-sequence",)
     show_full_result_count = False  # avoid a second COUNT(*) over a large table
     readonly_fields = (

@@ -52,7 +52,7 @@ def audit_record(
     stored_payload: dict[str, Any] = chain.normalise_payload(redaction.redact(dict(payload or {})))
 
     try:
-        head = AuditChainHead.objects.select_for_update().get(pk=CHAIN_HEAD_ID)
+        head = AuditChainHead.objects.select_for_update(no_key=True).get(pk=CHAIN_HEAD_ID)
     except AuditChainHead.DoesNotExist as exc:
         raise AuditChainHeadMissingError() from exc
 

@@ -158,9 +158,5 @@ def verify_chain(*, using: str = DEFAULT_DB_ALIAS, chunk_size: int = DEFAULT_CHU
             )
         beyond = _rows_beyond_head(using=using)
         if beyond is not None:
-            return broken(
-                beyond, BreakReason.ROWS_BEYOND_HEAD, f"row #{beyond} lies beyond the chain head", checked
-            )
-        return VerificationResult(
-            ok=True, checked=checked, head_sequence=head.last_sequence, head_hash=head.last_hash
-        )
+            return broken(beyond, BreakReason.ROWS_BEYOND_HEAD, f"row #{beyond} lies beyond the chain head", checked)
+        return VerificationResult(ok=True, checked=checked, head_sequence=head.last_sequence, head_hash=head.last_hash)

@@ -7,10 +7,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from guardian.shortcuts import assign_perm
 
 from audit.actions import AuditAction
@@ -18,6 +18,7 @@ from audit.services import audit_record
 from billing.errors import DuplicateCustomerError, InvalidCustomerError
 from billing.models import Customer, CustomerMembership
 from billing.selectors import EMAIL_INDEX_PURPOSE, customer_get
+from paymenter import rls
 from paymenter.encryption import blind_index
 from paymenter.principals import Principal
 
@@ -57,8 +58,10 @@ def _clean_contact(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
         address = data["postal_address"]
         if address is None:
             cleaned["postal_address"] = None
-        elif not isinstance(address, Mapping) or not set(address) <= ADDRESS_KEYS or not all(
-            isinstance(v, str) and len(v) <= _MAX_TEXT for v in address.values()
+        elif (
+            not isinstance(address, Mapping)
+            or not set(address) <= ADDRESS_KEYS
+            or not all(isinstance(v, str) and len(v) <= _MAX_TEXT for v in address.values())
         ):
             errors["postal_address"] = [f"an object with text fields among {sorted(ADDRESS_KEYS)}"]
         else:
@@ -108,7 +111,7 @@ def customer_create(
         **contact,
     )
     try:
-        with transaction.atomic(durable=True):
+        with rls.unit_of_work(principal):
             customer.save(force_insert=True)
             audit_record(
                 action=AuditAction.CUSTOMER_CREATED,
@@ -123,9 +126,7 @@ def customer_create(
     return customer
 
 
-def customer_update(
-    *, principal: Principal, customer_id: uuid.UUID | str, changes: Mapping[str, Any]
-) -> Customer:
+def customer_update(*, principal: Principal, customer_id: uuid.UUID | str, changes: Mapping[str, Any]) -> Customer:
     """Change contact details and/or billing country. Unknown fields are refused."""
     unknown = set(changes) - {*CONTACT_FIELDS, "billing_country"}
     if unknown:
@@ -133,7 +134,7 @@ def customer_update(
     contact = _clean_contact(changes, partial=True)
     country = _clean_country(changes["billing_country"]) if "billing_country" in changes else None
     try:
-        with transaction.atomic(durable=True):
+        with rls.unit_of_work(principal):
             customer = customer_get(principal=principal, customer_id=customer_id)
             customer = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
             changed: list[str] = []
@@ -173,7 +174,7 @@ def customer_grant_access(
     *,
     principal: Principal,
     customer_id: uuid.UUID | str,
-    user: AbstractBaseUser,
+    user: User,
     permissions: Iterable[str] = DEFAULT_MEMBER_PERMISSIONS,
 ) -> CustomerMembership:
     """Make ``user`` a member of the customer with the given object permissions."""
@@ -183,7 +184,7 @@ def customer_grant_access(
     allowed = {"view_customer_invoices", "pay_customer_invoices"}
     if not perms or not set(perms) <= allowed:
         raise InvalidCustomerError({"permissions": [f"choose from {sorted(allowed)}"]})
-    with transaction.atomic(durable=True):
+    with rls.unit_of_work(principal):
         customer = customer_get(principal=principal, customer_id=customer_id)
         membership, _ = CustomerMembership.objects.get_or_create(customer=customer, user=user)
         for perm in perms:

@@ -52,6 +52,8 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def run() -> int:
+    # Explicitly, because a shell starting us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     environment = prepare_environment(test=False)
     processes: list[subprocess.Popen[bytes]] = []

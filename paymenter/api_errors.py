@@ -99,8 +99,9 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
         response["WWW-Authenticate"] = auth_header
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+    wait: float | None = getattr(exc, "wait", None)  # Throttled's seconds (absent from the stubs)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        response["Retry-After"] = str(max(1, math.ceil(wait)))
     return response
 
 

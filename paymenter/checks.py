@@ -61,9 +61,7 @@ def _dev_materials() -> set[bytes]:
 
 
 @register(Tags.security)
-def check_production_basics(
-    *, app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
-) -> list[CheckMessage]:
+def check_production_basics(*, app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     if not _production():
         return []
     messages: list[CheckMessage] = []
@@ -77,9 +75,7 @@ def check_production_basics(
         )
     hosts = list(settings.ALLOWED_HOSTS)
     if not hosts:
-        messages.append(
-            Error("ALLOWED_HOSTS is empty in production.", hint="Set ALLOWED_HOSTS.", id="paymenter.E002")
-        )
+        messages.append(Error("ALLOWED_HOSTS is empty in production.", hint="Set ALLOWED_HOSTS.", id="paymenter.E002"))
     elif "*" in hosts:
         messages.append(
             Warning(
@@ -142,7 +138,7 @@ def check_keys(*, app_configs: Sequence[AppConfig] | None = None, **kwargs: Any)
                     )
                 )
     dev_secret_key = getattr(settings, "DEV_DEFAULT_SECRETS", {}).get("SECRET_KEY")
-    if _production() and dev_secret_key is not None and settings.SECRET_KEY == dev_secret_key:
+    if _production() and dev_secret_key is not None and dev_secret_key == settings.SECRET_KEY:
         messages.append(
             Error(
                 "SECRET_KEY is the public development key in production.",
@@ -201,9 +197,13 @@ def database_role_messages(connection: BaseDatabaseWrapper) -> list[CheckMessage
     messages: list[CheckMessage] = []
     hint = "Connect the application as paymenter_app; see docs/row-level-security.md."
     if superuser:
-        messages.append(Error(f"Database {connection.alias!r} connects as superuser {role!r}.", hint=hint, id="paymenter.E010"))
+        messages.append(
+            Error(f"Database {connection.alias!r} connects as superuser {role!r}.", hint=hint, id="paymenter.E010")
+        )
     if bypass_rls:
-        messages.append(Error(f"Database {connection.alias!r} role {role!r} has BYPASSRLS.", hint=hint, id="paymenter.E011"))
+        messages.append(
+            Error(f"Database {connection.alias!r} role {role!r} has BYPASSRLS.", hint=hint, id="paymenter.E011")
+        )
     if owns_schema or owned:
         what = ", ".join(["schema public"] * bool(owns_schema) + list(owned))
         messages.append(

@@ -28,7 +28,7 @@ def cluster_sql(*, owner_password: str | None = None, app_password: str | None =
     def role(name: str, attributes: str, password: str | None) -> str:
         pw = f" PASSWORD {_quote_literal(password)}" if password else ""
         return (
-            "DO $$ BEGIN "
+            "DO $$ BEGIN "  # noqa: S608 - role names are module constants, not input
             f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN "
             f"CREATE ROLE {name} {attributes}{pw}; "
             f"ELSE ALTER ROLE {name} {attributes}{pw}; END IF; END $$"
@@ -63,7 +63,7 @@ def main() -> None:
     print("-- once per cluster (set passwords with ALTER ROLE ... PASSWORD afterwards)")
     for statement in cluster_sql():
         print(statement + ";")
-    print(f"-- create the database if needed: CREATE DATABASE \"{args.database}\" OWNER {OWNER_ROLE};")
+    print(f'-- create the database if needed: CREATE DATABASE "{args.database}" OWNER {OWNER_ROLE};')
     print(f'-- then, connected to "{args.database}" as a superuser:')
     for statement in database_sql(args.database):
         print(statement + ";")

@@ -21,12 +21,19 @@ from paymenter import encryption
 class Ciphertext(str):
     """A value as stored in the database; ``plaintext`` caches its decryption."""
 
-    __slots__ = ("plaintext",)
+    __slots__ = ("plaintext", "plaintext_text")
     plaintext: Any
+    plaintext_text: str  # the decrypted text, to notice in-place changes of JSON values
 
 
 class _EncryptedAttribute(DeferredAttribute):
+    """A *data* descriptor (it defines ``__set__``), so reads always pass through
+    ``__get__`` even though the stored value lives in the instance ``__dict__``."""
+
     field: EncryptedTextField
+
+    def __set__(self, instance: models.Model, value: Any) -> None:
+        instance.__dict__[self.field.attname] = value
 
     def __get__(self, instance: models.Model | None, cls: type | None = None) -> Any:
         if instance is None:
@@ -36,6 +43,7 @@ class _EncryptedAttribute(DeferredAttribute):
             if not hasattr(raw, "plaintext"):
                 text = encryption.decrypt(str(raw), context=self.field.encryption_context(instance))
                 raw.plaintext = self.field.decode_plaintext(text)
+                raw.plaintext_text = text
             return raw.plaintext
         return raw
 
@@ -69,10 +77,16 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
         if current is None:
             return None
         if isinstance(current, Ciphertext):
-            return str(current)
-        token = encryption.encrypt(self.encode_plaintext(current), context=self.encryption_context(model_instance))
+            if not hasattr(current, "plaintext"):
+                return str(current)  # never read, so never changed
+            if self.encode_plaintext(current.plaintext) == current.plaintext_text:
+                return str(current)
+            current = current.plaintext  # a JSON value changed in place: encrypt it anew
+        text = self.encode_plaintext(current)
+        token = encryption.encrypt(text, context=self.encryption_context(model_instance))
         stored = Ciphertext(token)
         stored.plaintext = current
+        stored.plaintext_text = text
         model_instance.__dict__[self.attname] = stored
         return token
 
@@ -81,9 +95,7 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
             return value
         if isinstance(value, str) and value.startswith(f"{encryption.FORMAT_VERSION}:"):
             return value
-        raise TypeError(
-            f"{self.name} is encrypted: it cannot be filtered on or saved outside Model.save()"
-        )
+        raise TypeError(f"{self.name} is encrypted: it cannot be filtered on or saved outside Model.save()")
 
     def value_to_string(self, obj: models.Model) -> str:
         value = self.value_from_object(obj)

@@ -44,9 +44,9 @@ def field_keyring() -> Keyring:
 
 @functools.lru_cache(maxsize=32)
 def _aes_key(material: bytes) -> AESGCM:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"paymenter/field-encryption/v1"
-    ).derive(material)
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"paymenter/field-encryption/v1").derive(
+        material
+    )
     return AESGCM(derived)
 
 
@@ -63,8 +63,7 @@ def encrypt(plaintext: str, *, context: str, keyring: Keyring | None = None) -> 
 
 
 def key_id_of(token: str) -> str:
-    version, key_id, _ = _split(token)
-    return key_id
+    return _split(token)[1]
 
 
 def _split(token: str) -> tuple[str, str, str]:

@@ -6,6 +6,7 @@ Every setting that comes from the environment is read here, through ``env``, so 
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 from enum import StrEnum
@@ -26,7 +27,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 class Env:
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[builtins.str, builtins.str] | None = None) -> None:
         self._environ = environ if environ is not None else os.environ
 
     @property
@@ -40,10 +41,12 @@ class Env:
             ) from exc
 
     @property
-    def is_production(self) -> bool:
+    def is_production(self) -> builtins.bool:
         return self.mode is Mode.PRODUCTION
 
-    def str(self, name: str, default: str | None = None, *, dev_default: str | None = None) -> str:
+    def str(
+        self, name: builtins.str, default: builtins.str | None = None, *, dev_default: builtins.str | None = None
+    ) -> builtins.str:
         """Read a string; ``dev_default`` applies only outside production.
 
         A variable with neither a value nor an applicable default is a start-up error, so
@@ -58,11 +61,11 @@ class Env:
             return default
         raise ImproperlyConfiguredEnv(f"environment variable {name} is required")
 
-    def optional(self, name: str) -> str | None:
+    def optional(self, name: builtins.str) -> builtins.str | None:
         value = self._environ.get(name)
         return value if value else None
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         raw = self._environ.get(name)
         if raw is None:
             return default
@@ -73,7 +76,7 @@ class Env:
             return False
         raise ImproperlyConfiguredEnv(f"{name} must be a boolean, got {raw!r}")
 
-    def int(self, name: str, default: int) -> int:
+    def int(self, name: builtins.str, default: builtins.int) -> builtins.int:
         raw = self._environ.get(name)
         if raw is None or raw == "":
             return default
@@ -82,7 +85,9 @@ class Env:
         except ValueError as exc:
             raise ImproperlyConfiguredEnv(f"{name} must be an integer, got {raw!r}") from exc
 
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+    def list(
+        self, name: builtins.str, default: builtins.list[builtins.str] | None = None
+    ) -> builtins.list[builtins.str]:
         raw = self._environ.get(name)
         if raw is None or raw.strip() == "":
             return list(default or [])

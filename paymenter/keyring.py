@@ -45,8 +45,8 @@ class Keyring:
     @classmethod
     def parse(cls, name: str, spec: str) -> Keyring:
         entries: list[tuple[str, bytes]] = []
-        for item in spec.split(","):
-            item = item.strip()
+        for raw_item in spec.split(","):
+            item = raw_item.strip()
             if not item:
                 continue
             key_id, sep, material = item.partition(":")

@@ -36,9 +36,7 @@ _exception_formatter = logging.Formatter()
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The ``extra=`` fields of ``record`` (private ``_``-prefixed attributes excluded)."""
     return {
-        key: value
-        for key, value in record.__dict__.items()
-        if key not in _STANDARD_ATTRS and not key.startswith("_")
+        key: value for key, value in record.__dict__.items() if key not in _STANDARD_ATTRS and not key.startswith("_")
     }
 
 

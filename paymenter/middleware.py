@@ -27,9 +27,8 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
-        context = request_context.RequestContext(
-            request_id=request_id, client_ip=request.META.get("REMOTE_ADDR")
-        )
+        context = request_context.RequestContext(request_id=request_id, client_ip=request.META.get("REMOTE_ADDR"))
+        request.request_context = context  # type: ignore[attr-defined] # read by the log filter
         with request_context.bound(context):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id

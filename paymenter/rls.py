@@ -22,14 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 
 from paymenter.errors import PaymenterError
 from paymenter.principals import CustomerPrincipal, Principal
 
-_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
-    "paymenter_rls_principal", default=None
-)
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("paymenter_rls_principal", default=None)
 
 
 class UnscopedAccessError(PaymenterError):
@@ -103,3 +101,14 @@ def acting_as(principal: Principal) -> Iterator[Principal]:
     finally:
         _current.reset(token)
         _reapply_in_open_transactions()
+
+
+@contextmanager
+def unit_of_work(principal: Principal) -> Iterator[Principal]:
+    """An entry-point service's transaction: durable, and scoped to ``principal``.
+
+    The principal a service is given is the one PostgreSQL enforces, whatever the
+    caller had active.
+    """
+    with acting_as(principal), transaction.atomic(durable=True):
+        yield principal

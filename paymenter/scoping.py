@@ -7,14 +7,16 @@ error in Python instead of an empty result, and selectors add the explicit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from django.db import models
 
 from paymenter import rls
 
+_M = TypeVar("_M", bound=models.Model)
 
-class PrincipalScopedManager(models.Manager):  # type: ignore[type-arg]
-    def get_queryset(self) -> models.QuerySet[Any]:
+
+class PrincipalScopedManager(models.Manager[_M]):
+    def get_queryset(self) -> models.QuerySet[_M]:
         rls.require_principal()
         return super().get_queryset()

@@ -95,6 +95,7 @@ def _database(url: str) -> dict[str, Any]:
     config["ENGINE"] = "paymenter.postgres_rls"
     config["CONN_HEALTH_CHECKS"] = True
     config.setdefault("OPTIONS", {})
+    config["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", 5))
     if env.optional("DATABASE_SSLMODE"):
         config["OPTIONS"]["sslmode"] = env.str("DATABASE_SSLMODE")
     return config
@@ -119,7 +120,11 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+        },
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="paymenter"),
     }
 }
@@ -165,14 +170,10 @@ INVOICE_NUMBER_PREFIX = env.str("INVOICE_NUMBER_PREFIX", default="INV")
 
 # --- Keys (keyrings: "id:base64key,id:base64key"; the first one writes) -----------------
 # Development/test keys are public and deterministic; production has no defaults.
-FIELD_ENCRYPTION_KEYS = env.str(
-    "FIELD_ENCRYPTION_KEYS", dev_default=DEV_DEFAULT_SECRETS["FIELD_ENCRYPTION_KEYS"]
-)
+FIELD_ENCRYPTION_KEYS = env.str("FIELD_ENCRYPTION_KEYS", dev_default=DEV_DEFAULT_SECRETS["FIELD_ENCRYPTION_KEYS"])
 BLIND_INDEX_KEY = env.str("BLIND_INDEX_KEY", dev_default=DEV_DEFAULT_SECRETS["BLIND_INDEX_KEY"])
 AUDIT_HMAC_KEYS = env.str("AUDIT_HMAC_KEYS", dev_default=DEV_DEFAULT_SECRETS["AUDIT_HMAC_KEYS"])
-INVOICE_CHECKSUM_KEYS = env.str(
-    "INVOICE_CHECKSUM_KEYS", dev_default=DEV_DEFAULT_SECRETS["INVOICE_CHECKSUM_KEYS"]
-)
+INVOICE_CHECKSUM_KEYS = env.str("INVOICE_CHECKSUM_KEYS", dev_default=DEV_DEFAULT_SECRETS["INVOICE_CHECKSUM_KEYS"])
 
 # --- Static files -----------------------------------------------------------------------
 STATIC_URL = "static/"

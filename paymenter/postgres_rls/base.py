@@ -25,9 +25,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().__init__(*args, **kwargs)
         self.execute_wrappers.append(self._scope_autocommit_query)
 
-    def set_autocommit(
-        self, autocommit: bool, force_begin_transaction_with_broken_autocommit: bool = False
-    ) -> None:
+    def set_autocommit(self, autocommit: bool, force_begin_transaction_with_broken_autocommit: bool = False) -> None:
         super().set_autocommit(
             autocommit,
             force_begin_transaction_with_broken_autocommit=force_begin_transaction_with_broken_autocommit,

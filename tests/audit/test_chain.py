@@ -134,11 +134,11 @@ def test_payload_values_jsonb_would_alter_are_stored_as_strings(system_principal
     with transaction.atomic():
         created = audit_record(
             action=AuditAction.INVOICE_CREATED,
-            payload={"rate": 1e20, "when": dt.date(2026, 1, 2), "ids": ("a", "b"), 3: "three"},
+            payload={"rate": 1e20, "when": dt.date(2026, 1, 2), "ids": ("a", "b")},
         )
 
     stored = AuditEvent.objects.get(sequence=created.sequence)
-    assert stored.payload == {"rate": "1e+20", "when": "2026-01-02", "ids": ["a", "b"], "3": "three"}
+    assert stored.payload == {"rate": "1e+20", "when": "2026-01-02", "ids": ["a", "b"]}
     assert verify_chain().ok is True
 
 
@@ -173,8 +173,6 @@ def test_customer_scope_cannot_select_audit_rows_of_its_own_customer() -> None:
 
 def test_explicit_principal_overrides_the_acting_one(system_principal: SystemPrincipal) -> None:
     with transaction.atomic():
-        created = audit_record(
-            action=AuditAction.INVOICE_VOIDED, principal=StaffPrincipal(user_id=9, username="ops")
-        )
+        created = audit_record(action=AuditAction.INVOICE_VOIDED, principal=StaffPrincipal(user_id=9, username="ops"))
 
     assert (created.actor_type, created.actor_id) == ("staff", "9")

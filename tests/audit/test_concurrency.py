@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 
@@ -59,7 +60,7 @@ def test_concurrent_writers_form_one_linear_chain(committed_db: None) -> None:
         result = verify_chain()
     total = THREADS * EVENTS_PER_THREAD
     assert [row.sequence for row in rows] == list(range(head_before + 1, head_before + total + 1))
-    assert all(later.prev_hash == earlier.hmac for earlier, later in zip(rows, rows[1:], strict=False))
+    assert all(later.prev_hash == earlier.hmac for earlier, later in itertools.pairwise(rows))
     assert (head_after.last_sequence, head_after.last_hash) == (rows[-1].sequence, rows[-1].hmac)
     for thread_index in range(THREADS):
         own = [row.payload["event"] for row in rows if row.payload["thread"] == thread_index]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, InternalError, ProgrammingError, connection, transaction
+from django.db import DatabaseError, ProgrammingError, connection, transaction
 
 from audit.actions import AuditAction
 from audit.models import AuditChainHead, AuditEvent, AuditTrailImmutableError
@@ -12,6 +12,8 @@ from paymenter import rls
 from paymenter.principals import SystemPrincipal
 from tests.audit.helpers import WRITER, owner_forgery, record_committed, scalar
 
+INSUFFICIENT_PRIVILEGE = "42501"
+RAISED_BY_TRIGGER = "P0001"  # plpgsql RAISE EXCEPTION
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
 
@@ -24,7 +26,12 @@ def _privileges(table: str) -> set[str]:
         }
 
 
-def _refused(sql: str, params: list[object] | None = None) -> DatabaseError:
+def _sqlstate(error: DatabaseError) -> str | None:
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None)
+
+
+def _refused(sql: str, params: list[int] | None = None) -> DatabaseError:
     """Run ``sql`` in a savepoint and return the database error it must raise."""
     with pytest.raises(DatabaseError) as refused, transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params or [])
@@ -55,6 +62,7 @@ def test_app_role_update_delete_truncate_are_refused(system_principal: SystemPri
 
     for error in (update, delete, truncate):
         assert isinstance(error, ProgrammingError)
+        assert _sqlstate(error) == INSUFFICIENT_PRIVILEGE
         assert "permission denied for table audit_auditevent" in str(error)
     assert AuditEvent.objects.get(sequence=event.sequence).object_id == "keep"
 
@@ -84,9 +92,11 @@ def test_app_role_cannot_rewind_or_remove_the_chain_head(system_principal: Syste
     rewind = _refused("UPDATE audit_auditchainhead SET last_sequence = 0, last_hash = repeat('0', 64)")
     delete = _refused("DELETE FROM audit_auditchainhead")
 
-    assert isinstance(rewind, InternalError)
-    assert "audit chain head may only advance by one" in str(rewind)
+    assert isinstance(rewind, ProgrammingError)
+    assert _sqlstate(rewind) == RAISED_BY_TRIGGER
+    assert str(rewind).startswith("audit chain head may only advance by one")
     assert isinstance(delete, ProgrammingError)
+    assert _sqlstate(delete) == INSUFFICIENT_PRIVILEGE
     assert "permission denied for table audit_auditchainhead" in str(delete)
     assert AuditChainHead.objects.get().last_sequence == head.last_sequence
 
@@ -96,7 +106,7 @@ def test_triggers_refuse_the_owner_update_delete_truncate(committed_db: None) ->
     """Even the table owner, with privileges and RLS out of the way, meets the triggers."""
     (event,) = record_committed(1)
 
-    messages: list[str] = []
+    refusals: list[tuple[str | None, str]] = []
     with owner_forgery() as cursor:
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
         cursor.execute("ALTER TABLE audit_auditchainhead ENABLE TRIGGER USER")
@@ -107,16 +117,16 @@ def test_triggers_refuse_the_owner_update_delete_truncate(committed_db: None) ->
             "DELETE FROM audit_auditchainhead",
             "TRUNCATE audit_auditchainhead",
         ):
-            with pytest.raises(InternalError) as refused, transaction.atomic(using="owner"):
+            with pytest.raises(ProgrammingError) as refused, transaction.atomic(using="owner"):
                 cursor.execute(sql)
-            messages.append(str(refused.value).splitlines()[0])
+            refusals.append((_sqlstate(refused.value), str(refused.value).splitlines()[0]))
 
-    assert messages == [
-        "audit_auditevent is append-only: UPDATE refused",
-        "audit_auditevent is append-only: DELETE refused",
-        "audit_auditevent is append-only: TRUNCATE refused",
-        "audit_auditchainhead is append-only: DELETE refused",
-        "audit_auditchainhead is append-only: TRUNCATE refused",
+    assert refusals == [
+        (RAISED_BY_TRIGGER, "audit_auditevent is append-only: UPDATE refused"),
+        (RAISED_BY_TRIGGER, "audit_auditevent is append-only: DELETE refused"),
+        (RAISED_BY_TRIGGER, "audit_auditevent is append-only: TRUNCATE refused"),
+        (RAISED_BY_TRIGGER, "audit_auditchainhead is append-only: DELETE refused"),
+        (RAISED_BY_TRIGGER, "audit_auditchainhead is append-only: TRUNCATE refused"),
     ]
     with rls.acting_as(WRITER):
         assert AuditEvent.objects.get(sequence=event.sequence).object_id == event.object_id

@@ -36,11 +36,11 @@ def _chain_is_intact() -> None:
 
 
 def test_edited_row_is_named_as_the_first_bad_row(committed_db: None) -> None:
-    first, second, third = record_committed(3)
+    _, second, _ = record_committed(3)
 
     with owner_forgery() as cursor:
         cursor.execute(
-            "UPDATE audit_auditevent SET payload = '{\"index\": 1, \"amount_minor\": 1}' WHERE sequence = %s",
+            'UPDATE audit_auditevent SET payload = \'{"index": 1, "amount_minor": 1}\' WHERE sequence = %s',
             [second.sequence],
         )
         message = _verify_as_owner_expecting_break()
@@ -91,7 +91,7 @@ def test_reordered_rows_are_detected(committed_db: None) -> None:
 
 
 def test_row_inserted_mid_chain_without_the_key_is_detected(committed_db: None) -> None:
-    first, second, third = record_committed(3)
+    first, second, _ = record_committed(3)
     forged = chain.ChainFields(
         sequence=second.sequence,
         occurred_at=second.occurred_at - dt.timedelta(microseconds=1),
@@ -112,9 +112,7 @@ def test_row_inserted_mid_chain_without_the_key_is_detected(committed_db: None) 
         cursor.execute(
             "UPDATE audit_auditevent SET sequence = sequence + 1000000 WHERE sequence >= %s", [second.sequence]
         )
-        cursor.execute(
-            "UPDATE audit_auditevent SET sequence = sequence - 999999 WHERE sequence >= %s", [1_000_000]
-        )
+        cursor.execute("UPDATE audit_auditevent SET sequence = sequence - 999999 WHERE sequence >= %s", [1_000_000])
         cursor.execute("UPDATE audit_auditchainhead SET last_sequence = last_sequence + 1")
         cursor.execute(
             "INSERT INTO audit_auditevent (sequence, occurred_at, actor_type, actor_id, action, object_type,"

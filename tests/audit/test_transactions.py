@@ -20,6 +20,13 @@ class ChangeFailedError(Exception):
     pass
 
 
+def _record_then_fail() -> None:
+    """A service whose change fails after it wrote its audit event."""
+    with transaction.atomic():
+        audit_record(action=AuditAction.INVOICE_VOIDED, object_type="invoice", object_id="rolled-back")
+        raise ChangeFailedError
+
+
 def _state() -> tuple[int, int]:
     with rls.acting_as(WRITER):
         return AuditEvent.objects.count(), AuditChainHead.objects.get().last_sequence
@@ -28,9 +35,8 @@ def _state() -> tuple[int, int]:
 def test_event_is_rolled_back_with_its_failing_transaction(committed_db: None) -> None:
     count_before, head_before = _state()
 
-    with pytest.raises(ChangeFailedError), rls.acting_as(WRITER), transaction.atomic():
-        audit_record(action=AuditAction.INVOICE_VOIDED, object_type="invoice", object_id="rolled-back")
-        raise ChangeFailedError
+    with pytest.raises(ChangeFailedError), rls.acting_as(WRITER):
+        _record_then_fail()
 
     assert _state() == (count_before, head_before)
     with rls.acting_as(WRITER):

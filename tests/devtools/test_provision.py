@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -113,3 +115,16 @@ def test_embedded_servers_start_and_provision_with_passwords(tmp_path: Path) -> 
         redis.stop(persist=False)
         postgres.stop()
     assert time.monotonic() - started < 30
+
+
+def test_compose_role_sql_matches_dbroles() -> None:
+    """deploy/postgres/10-paymenter-roles.sql is what ``make deploy-sql`` writes today."""
+    expected = subprocess.run(
+        [sys.executable, "-m", "paymenter.dbroles", "--database", "paymenter"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    committed = (Path(__file__).resolve().parents[2] / "deploy/postgres/10-paymenter-roles.sql").read_text()
+
+    assert committed == expected, "run `make deploy-sql` to regenerate the compose role SQL"

@@ -7,8 +7,7 @@ import itertools
 from typing import Any
 
 import factory
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, User
 
 from billing.models import Customer
 from billing.services import customer_create, customer_grant_access
@@ -53,22 +52,22 @@ def make_invoice(
     )
 
 
-class UserFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
-        model = get_user_model()
+        model = User
         skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.test")
     password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
 
-    @factory.post_generation  # type: ignore[misc]
+    @factory.post_generation
     def save_password(obj: AbstractUser, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
         if create:
             obj.save()
 
 
-def make_member(customer: Customer, **user_fields: Any) -> AbstractUser:
-    user: AbstractUser = UserFactory(**user_fields)
+def make_member(customer: Customer, **user_fields: Any) -> User:
+    user = UserFactory.create(**user_fields)
     customer_grant_access(principal=FACTORY_PRINCIPAL, customer_id=customer.id, user=user)
     return user

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import OperationalError, connections
 from django.conf import settings
+from django.db import OperationalError, connections
 from django.test import Client, override_settings
 
 from paymenter import health

@@ -1,0 +1,240 @@
+"""Staff admin for customers (thin: writes go through ``billing.services``).
+
+Who sees and does what (groups from migration ``0003_staff_groups``):
+
+* admin   - adds and edits customers, through ``customer_create`` / ``customer_update``
+            (validation, blind index and audit record are the services'); sees personal data
+* billing - read-only, sees personal data (``billing.view_customer_pii``)
+* support - read-only, personal data masked with ``mask_pii``
+
+Nobody deletes a customer here: invoices refer to them and the audit trail names them.
+Editing personal data requires seeing it, so add/change also require ``view_customer_pii``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_protect
+
+from billing.models import Customer, CustomerMembership
+from billing.selectors import mask_pii
+from billing.services import CONTACT_FIELDS, customer_create, customer_update
+from paymenter.errors import PaymenterError
+from paymenter.principals import StaffPrincipal
+
+if TYPE_CHECKING:
+    _CustomerAdminBase = admin.ModelAdmin[Customer]
+    _MembershipInlineBase = admin.TabularInline[CustomerMembership, Customer]
+    _CustomerFormBase = forms.ModelForm[Customer]
+else:  # the admin/form classes are generic only in the stubs
+    _CustomerAdminBase = admin.ModelAdmin
+    _MembershipInlineBase = admin.TabularInline
+    _CustomerFormBase = forms.ModelForm
+
+PII_PERMISSION = "billing.view_customer_pii"
+PII_FIELDS = ("name", "email", "phone", "tax_id", "postal_address")
+EDITABLE_FIELDS = ("billing_country", *CONTACT_FIELDS)
+FIELDS = ("external_id", "billing_country", *PII_FIELDS, "created_at", "updated_at")
+
+
+def can_see_pii(request: HttpRequest) -> bool:
+    return bool(request.user.has_perm(PII_PERMISSION))
+
+
+def staff_principal(request: HttpRequest) -> StaffPrincipal:
+    """The acting staff member, as the services and the audit trail name them."""
+    user = request.user
+    if user.pk is None:  # the admin only lets logged-in staff this far
+        raise PermissionDenied
+    return StaffPrincipal(user_id=user.pk, username=str(getattr(user, "username", "")))
+
+
+class CustomerAdminForm(_CustomerFormBase):
+    """Shape only: the services validate and write. Encrypted fields are plain inputs
+    (their initial values are the decrypted attributes)."""
+
+    name = forms.CharField(max_length=500)
+    email = forms.EmailField(max_length=500)
+    phone = forms.CharField(max_length=500, required=False)
+    tax_id = forms.CharField(label="ABN / tax id", max_length=500, required=False)
+    postal_address = forms.JSONField(
+        required=False, help_text="An object with line1, line2, city, region, postcode, country"
+    )
+
+    # set by CustomerAdmin when a service refused the submitted values
+    service_error: PaymenterError | None = None
+
+    class Meta:
+        model = Customer
+        fields = ("external_id", "billing_country", *PII_FIELDS)
+
+    def clean_billing_country(self) -> str:
+        return str(self.cleaned_data["billing_country"]).strip().upper()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        error = self.service_error
+        if error is not None:
+            for field, problems in error.fields.items():
+                self.add_error(field if field in self.fields else None, problems)
+            if not error.fields:
+                self.add_error(None, error.message)
+        return cleaned
+
+
+class ServiceRefusedError(Exception):
+    """A service refused a submitted form; carries the error to the re-rendered form."""
+
+    def __init__(self, error: PaymenterError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class CustomerMembershipInline(_MembershipInlineBase):
+    """Who logs in for this customer; granted by ``customer_grant_access`` only."""
+
+    model = CustomerMembership
+    fields = ("user", "created_at")
+    readonly_fields = ("user", "created_at")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("user")
+
+
+@admin.register(Customer)
+class CustomerAdmin(_CustomerAdminBase):
+    form = CustomerAdminForm
+    inlines = (CustomerMembershipInline,)
+    list_display = ("external_id", "billing_country", "name", "email", "created_at")
+    list_filter = ("billing_country",)
+    search_fields = ("=external_id",)  # personal data is encrypted: no search on it
+    ordering = ("-created_at",)
+
+    # --- permissions ------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and can_see_pii(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and can_see_pii(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    # --- what is shown: masked personal data without view_customer_pii -----------------
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        if can_see_pii(request):
+            return ("external_id", "billing_country", "name", "email", "created_at")
+        return ("external_id", "billing_country", "masked_name", "masked_email", "created_at")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if can_see_pii(request):
+            fields: tuple[str, ...] = FIELDS
+        else:
+            fields = tuple(f"masked_{name}" if name in PII_FIELDS else name for name in FIELDS)
+        if obj is None:
+            fields = tuple(name for name in fields if name not in ("created_at", "updated_at"))
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        masked = tuple(f"masked_{name}" for name in PII_FIELDS)
+        if obj is None:
+            return masked
+        # external_id is O2S's key: fixed once created (customer_update refuses it too)
+        return ("external_id", "created_at", "updated_at", *masked)
+
+    @admin.display(description="name")
+    def masked_name(self, obj: Customer) -> str:
+        return mask_pii(obj.name)
+
+    @admin.display(description="email")
+    def masked_email(self, obj: Customer) -> str:
+        return mask_pii(obj.email)
+
+    @admin.display(description="phone")
+    def masked_phone(self, obj: Customer) -> str:
+        return mask_pii(obj.phone)
+
+    @admin.display(description="ABN / tax id")
+    def masked_tax_id(self, obj: Customer) -> str:
+        return mask_pii(obj.tax_id)
+
+    @admin.display(description="postal address")
+    def masked_postal_address(self, obj: Customer) -> str:
+        address = obj.postal_address or {}
+        return ", ".join(mask_pii(str(value)) for value in address.values() if value)
+
+    # --- writes go through the services ------------------------------------------------
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        error = getattr(request, "_customer_service_error", None)
+        if error is not None:
+            return type(form.__name__, (form,), {"service_error": error})
+        return form
+
+    @method_decorator(csrf_protect)  # as on Django's own changeform_view, which this replaces
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Without the admin's surrounding ``transaction.atomic``: the services open
+        their own durable transactions (which may not be nested). A refusal re-renders
+        the submitted form with the service's errors; nothing was written."""
+        # private in Django (stable since 2.x) and absent from the stubs
+        view: Callable[..., HttpResponse] = self._changeform_view  # type: ignore[attr-defined]
+        try:
+            return view(request, object_id, form_url, extra_context)
+        except ServiceRefusedError as refused:
+            self.message_user(request, refused.error.message, level=messages.ERROR)
+            request._customer_service_error = refused.error  # type: ignore[attr-defined]
+            return view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            if change:
+                changes = {name: data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+                saved = customer_update(principal=staff_principal(request), customer_id=obj.pk, changes=changes)
+            else:
+                saved = customer_create(
+                    principal=staff_principal(request),
+                    external_id=data["external_id"],
+                    billing_country=data["billing_country"],
+                    name=data["name"],
+                    email=data["email"],
+                    phone=data.get("phone") or None,
+                    postal_address=data.get("postal_address") or None,
+                    tax_id=data.get("tax_id") or None,
+                )
+        except PaymenterError as exc:
+            raise ServiceRefusedError(exc) from exc
+        # the admin goes on with ``obj`` (log entry, redirect): make it the saved row
+        vars(obj).update(vars(saved))

@@ -1,0 +1,232 @@
+"""Staff admin for invoices and tax rates (thin: the one action calls a service).
+
+* Invoices are read-only for everyone: they come from the O2S API, their amounts are
+  computed by ``invoices.services`` and issued invoices are immutable. Nobody adds or
+  deletes one here. The admin group (``invoices.change_invoice``) may void through
+  ``invoice_void``; payment actions arrive with the gateways.
+* The checksum column recomputes ``checksum.is_valid`` per row (lines prefetched) so a
+  tampered invoice shows a red cross.
+* Tax rates are effective-dated rows: the admin group adds new ones; a row is never
+  edited or deleted once created (old invoices were priced with it).
+* ``InvoiceNumberSequence`` is deliberately not registered: editing it breaks gapless
+  numbering.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest
+
+from billing.admin import can_see_pii, staff_principal
+from billing.selectors import mask_pii
+from invoices import checksum
+from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
+from invoices.services import invoice_void
+from paymenter.errors import PaymenterError
+from paymenter.money import Money
+
+if TYPE_CHECKING:
+    _InvoiceAdminBase = admin.ModelAdmin[Invoice]
+    _InvoiceLineInlineBase = admin.TabularInline[InvoiceLine, Invoice]
+    _TaxRateAdminBase = admin.ModelAdmin[TaxRate]
+else:  # ModelAdmin is generic only in the stubs
+    _InvoiceAdminBase = admin.ModelAdmin
+    _InvoiceLineInlineBase = admin.TabularInline
+    _TaxRateAdminBase = admin.ModelAdmin
+
+VOID_PERMISSION = "invoices.change_invoice"
+ADMIN_VOID_REASON = "voided in the staff admin"
+
+LINE_FIELDS = (
+    "position",
+    "description",
+    "quantity",
+    "unit_amount_minor",
+    "tax_code",
+    "tax_rate",
+    "subtotal_minor",
+    "tax_minor",
+    "total_minor",
+    "period_start",
+    "period_end",
+)
+INVOICE_FIELDS = (
+    "id",
+    "number",
+    "customer",
+    "status",
+    "currency",
+    "issue_date",
+    "due_date",
+    "is_tax_invoice",
+    "subtotal_minor",
+    "tax_minor",
+    "total_minor",
+    "amount_paid_minor",
+    "amount_refunded_minor",
+    "amount_due",
+    "checksum_ok",
+    "checksum",
+    "checksum_key_id",
+    "seller_details",
+    "buyer_details",
+    "buyer_country",
+    "void_reason",
+    "created_at",
+    "issued_at",
+    "paid_at",
+    "voided_at",
+)
+
+
+def _format(minor: int, currency: str) -> str:
+    return Money(minor, currency).format()
+
+
+class InvoiceLineInline(_InvoiceLineInlineBase):
+    model = InvoiceLine
+    fields = LINE_FIELDS
+    readonly_fields = LINE_FIELDS
+    extra = 0
+    can_delete = False
+    ordering = ("position",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ChecksumListFilter(admin.SimpleListFilter):
+    """Computed per row (an HMAC cannot be checked in SQL): use on a filtered list."""
+
+    title = "checksum"
+    parameter_name = "checksum"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("ok", "✓ intact"), ("failed", "✗ mismatch")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        wanted = self.value()
+        if wanted not in ("ok", "failed"):
+            return queryset
+        issued = queryset.exclude(status=InvoiceStatus.DRAFT).prefetch_related("lines")
+        ids = [
+            invoice.pk
+            for invoice in issued
+            if checksum.is_valid(invoice, list(invoice.lines.all())) == (wanted == "ok")
+        ]
+        return queryset.filter(pk__in=ids)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(_InvoiceAdminBase):
+    list_display = (
+        "number",
+        "customer_external_id",
+        "status",
+        "currency",
+        "total",
+        "amount_due",
+        "issue_date",
+        "due_date",
+        "checksum_ok",
+    )
+    list_filter = ("status", "currency", "issue_date", ChecksumListFilter)
+    search_fields = ("number",)
+    list_select_related = ("customer",)
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    inlines = (InvoiceLineInline,)
+    actions = ("void_selected",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
+        lines = Prefetch("lines", queryset=InvoiceLine.objects.order_by("position"))
+        return super().get_queryset(request).prefetch_related(lines)
+
+    # --- permissions: read-only for everyone -------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # invoices come from the O2S API
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_void_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(VOID_PERMISSION))
+
+    # --- what is shown ------------------------------------------------------------------
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if can_see_pii(request):
+            return INVOICE_FIELDS
+        return tuple("masked_buyer_details" if name == "buyer_details" else name for name in INVOICE_FIELDS)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*INVOICE_FIELDS, "masked_buyer_details")
+
+    @admin.display(description="customer", ordering="customer__external_id")
+    def customer_external_id(self, obj: Invoice) -> str:
+        return obj.customer.external_id
+
+    @admin.display(description="total", ordering="total_minor")
+    def total(self, obj: Invoice) -> str:
+        return _format(obj.total_minor, obj.currency)
+
+    @admin.display(description="amount due")
+    def amount_due(self, obj: Invoice) -> str:
+        return _format(obj.amount_due_minor, obj.currency)
+
+    @admin.display(description="checksum OK", boolean=True)
+    def checksum_ok(self, obj: Invoice) -> bool | None:
+        """None (unknown) for drafts: they are checksummed when issued."""
+        if obj.status == InvoiceStatus.DRAFT:
+            return None
+        return checksum.is_valid(obj, list(obj.lines.all()))
+
+    @admin.display(description="buyer details")
+    def masked_buyer_details(self, obj: Invoice) -> str:
+        details = obj.buyer_details or {}
+        shown = {key: mask_pii(str(value)) if value else "" for key, value in details.items() if key != "external_id"}
+        return ", ".join(f"{key}: {value}" for key, value in sorted(shown.items()))
+
+    # --- actions ------------------------------------------------------------------------
+
+    @admin.action(description="Void selected invoices", permissions=["void"])
+    def void_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        principal = staff_principal(request)
+        voided = 0
+        for invoice in queryset.order_by("pk"):
+            try:
+                invoice_void(principal=principal, invoice_id=invoice.pk, reason=ADMIN_VOID_REASON)
+            except PaymenterError as exc:
+                self.message_user(request, f"{invoice}: not voided: {exc.message}", level=messages.ERROR)
+            else:
+                voided += 1
+        if voided:
+            self.message_user(request, f"Voided {voided} invoice(s).", level=messages.SUCCESS)
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(_TaxRateAdminBase):
+    """Add a new effective-dated row to change a rate; existing rows stay as they are."""
+
+    list_display = ("code", "country", "rate", "effective_from", "effective_to", "description")
+    list_filter = ("code", "country")
+    ordering = ("country", "code", "-effective_from")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

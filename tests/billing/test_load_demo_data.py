@@ -1,0 +1,126 @@
+"""``load_demo_data``: the roles, the data set, logins printed once, idempotent."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+
+from audit.models import AuditEvent
+from billing.models import Customer, CustomerMembership
+from invoices.models import Invoice
+from paymenter.principals import SystemPrincipal
+
+pytestmark = pytest.mark.django_db
+
+PREFIX = "demo-"
+LOGIN_LINE = re.compile(r"^\s+(?P<username>\S+)\s+(?P<password>[A-Za-z0-9_-]{16})\s+(?P<role>.+)$")
+
+
+def run() -> str:
+    out = io.StringIO()
+    call_command("load_demo_data", stdout=out)
+    return out.getvalue()
+
+
+def printed_logins(output: str) -> dict[str, tuple[str, str]]:
+    return {
+        match["username"]: (match["password"], match["role"])
+        for match in map(LOGIN_LINE.match, output.splitlines())
+        if match
+    }
+
+
+def test_first_run_creates_the_data_set_and_prints_each_login_once(system_principal: SystemPrincipal) -> None:
+    output = run()
+
+    logins = printed_logins(output)
+    assert {name: role for name, (_, role) in logins.items()} == {
+        "admin": "staff: admin",
+        "billing": "staff: billing",
+        "support": "staff: support",
+        "customer-au": "customer demo-au-1",
+        "customer-us": "customer demo-us-1",
+    }
+    for username, (password, _) in logins.items():
+        assert User.objects.get(username=username).check_password(password), username
+    for role in ("admin", "billing", "support"):
+        staff = User.objects.get(username=role)
+        assert (staff.is_staff, staff.is_superuser) == (True, False)
+        assert list(staff.groups.values_list("name", flat=True)) == [role]
+    customers = Customer.objects.filter(external_id__startswith=PREFIX)
+    assert sorted(customers.values_list("external_id", "billing_country")) == [
+        ("demo-au-1", "AU"),
+        ("demo-us-1", "US"),
+    ]
+    for customer, portal in zip(customers.order_by("external_id"), ("customer-au", "customer-us"), strict=True):
+        member = User.objects.get(username=portal)
+        assert member.is_staff is False
+        assert CustomerMembership.objects.filter(customer=customer, user=member).exists()
+        assert member.has_perm("billing.view_customer_invoices", customer)
+    invoices = Invoice.objects.filter(customer__external_id__startswith=PREFIX)
+    assert sorted(invoices.values_list("customer__external_id", "currency", "status")) == [
+        ("demo-au-1", "AUD", "draft"),
+        ("demo-au-1", "AUD", "open"),
+        ("demo-au-1", "AUD", "paid"),
+        ("demo-us-1", "USD", "open"),
+        ("demo-us-1", "USD", "void"),
+    ]
+    au_open = invoices.get(customer__external_id="demo-au-1", status="open")
+    us_open = invoices.get(customer__external_id="demo-us-1", status="open")
+    assert au_open.tax_minor == au_open.subtotal_minor // 10  # GST 10%
+    assert us_open.tax_minor == 0  # GST-free export
+    paid = AuditEvent.objects.get(action="invoice.paid")
+    assert paid.payload["payment_reference"] == "demo-payment-1"
+    assert paid.actor_id == "command:load_demo_data"
+
+
+def test_second_run_creates_nothing_and_prints_no_password(system_principal: SystemPrincipal) -> None:
+    first = run()
+    passwords = [password for password, _ in printed_logins(first).values()]
+    counts = (
+        Customer.objects.filter(external_id__startswith=PREFIX).count(),
+        Invoice.objects.count(),
+        User.objects.count(),
+        AuditEvent.objects.count(),
+    )
+
+    second = run()
+
+    assert "already exists" in second
+    assert printed_logins(second) == {}
+    assert not any(password in second for password in passwords)
+    assert counts == (
+        Customer.objects.filter(external_id__startswith=PREFIX).count(),
+        Invoice.objects.count(),
+        User.objects.count(),
+        AuditEvent.objects.count(),
+    )
+    assert counts[:2] == (2, 5)
+
+
+def group_permissions(name: str) -> set[str]:
+    group = Group.objects.get(name=name)
+    return {
+        f"{app}.{codename}" for app, codename in group.permissions.values_list("content_type__app_label", "codename")
+    }
+
+
+def test_staff_groups_have_the_role_table_permissions() -> None:
+    admin, billing, support = (group_permissions(name) for name in ("admin", "billing", "support"))
+
+    assert {"invoices.record_payment", "invoices.process_refund", "billing.view_customer_pii"} <= billing
+    assert support == {"billing.view_customer", "invoices.view_invoice", "invoices.view_invoiceline"}
+    assert billing < admin
+    assert {
+        "invoices.change_invoice",
+        "invoices.add_taxrate",
+        "billing.add_customer",
+        "billing.change_customer",
+        "auth.change_user",
+    } <= admin
+    # voiding in the admin needs change_invoice: only the admin group has it
+    assert "invoices.change_invoice" not in billing
