@@ -13,15 +13,12 @@ Editing personal data requires seeing it, so add/change also require ``view_cust
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.csrf import csrf_protect
 
 from billing.models import Customer, CustomerMembership
 from billing.selectors import mask_pii
@@ -197,7 +194,6 @@ class CustomerAdmin(_CustomerAdminBase):
             return type(form.__name__, (form,), {"service_error": error})
         return form
 
-    @method_decorator(csrf_protect)  # as on Django's own changeform_view, which this replaces
     def changeform_view(
         self,
         request: HttpRequest,
@@ -205,11 +201,9 @@ class CustomerAdmin(_CustomerAdminBase):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        """Without the admin's surrounding ``transaction.atomic``: the services open
-        their own durable transactions (which may not be nested). A refusal re-renders
+        """A refusal by the service rolls the admin's transaction back and re-renders
         the submitted form with the service's errors; nothing was written."""
-        # private in Django (stable since 2.x) and absent from the stubs
-        view: Callable[..., HttpResponse] = self._changeform_view  # type: ignore[attr-defined]
+        view = super().changeform_view
         try:
             return view(request, object_id, form_url, extra_context)
         except ServiceRefusedError as refused:

@@ -149,6 +149,7 @@ class InvoiceLine(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
     position = models.PositiveIntegerField()
     description = models.CharField(max_length=500)
+    product_code = models.CharField(max_length=64, blank=True, help_text="Catalogue product, if any")
     quantity = models.PositiveIntegerField()
     unit_amount_minor = models.BigIntegerField()
     tax_code = models.CharField(max_length=32, choices=TaxCode.choices)

@@ -105,10 +105,12 @@ def acting_as(principal: Principal) -> Iterator[Principal]:
 
 @contextmanager
 def unit_of_work(principal: Principal) -> Iterator[Principal]:
-    """An entry-point service's transaction: durable, and scoped to ``principal``.
+    """An entry-point service's transaction, scoped to ``principal``.
 
     The principal a service is given is the one PostgreSQL enforces, whatever the
-    caller had active.
+    caller had active. Not ``durable``: an API request wraps the service in the
+    transaction that also stores its idempotent response (docs/idempotency.md), so the
+    service becomes a savepoint there and both commit or neither does.
     """
-    with acting_as(principal), transaction.atomic(durable=True):
+    with acting_as(principal), transaction.atomic():
         yield principal
