@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from billing.errors import CustomerNotFoundError
@@ -36,7 +37,7 @@ def customers_for_principal(*, principal: Principal) -> QuerySet[Customer]:
 def customer_get(*, principal: Principal, customer_id: uuid.UUID | str) -> Customer:
     try:
         return customers_for_principal(principal=principal).get(id=customer_id)
-    except (Customer.DoesNotExist, ValueError) as exc:
+    except (Customer.DoesNotExist, ValueError, ValidationError) as exc:  # malformed id: not found
         raise CustomerNotFoundError() from exc
 
 

@@ -198,6 +198,14 @@ def _drop_stale_test_databases(admin_url: str, base: str) -> None:
             drop_database(admin_url, name)
 
 
+def _remove_stale_redis_dirs(parent: Path) -> None:
+    """Data folders of per-process test Redis servers whose test process is gone."""
+    if parent.is_dir():
+        for child in parent.iterdir():
+            if child.name.isdigit() and not _process_alive(int(child.name)):
+                shutil.rmtree(child, ignore_errors=True)
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -250,6 +258,8 @@ def prepare_environment(*, test: bool, environ: dict[str, str] | None = None) ->
         result.variables["REDIS_URL"] = redis_url_for_tests(redis_url) if test else redis_url
         result.notes.append("Redis: REDIS_URL")
     else:
+        if test:
+            _remove_stale_redis_dirs(folder / "test-redis")
         redis_dir = folder / "test-redis" / str(os.getpid()) if test else folder / "redis"
         result.redis = start_redis(redis_dir)
         result.variables["REDIS_URL"] = result.redis.url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from billing.models import CustomerUserObjectPermission
@@ -29,5 +30,5 @@ def invoices_for_principal(*, principal: Principal) -> QuerySet[Invoice]:
 def invoice_get(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
     try:
         return invoices_for_principal(principal=principal).get(id=invoice_id)
-    except (Invoice.DoesNotExist, ValueError) as exc:
+    except (Invoice.DoesNotExist, ValueError, ValidationError) as exc:  # malformed id: not found
         raise InvoiceNotFoundError() from exc

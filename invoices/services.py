@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record
+from billing.callbacks import CallbackEventType, o2s_callback_record
 from billing.models import Customer
 from billing.selectors import customer_get
 from invoices import checksum, numbering, tax
@@ -286,6 +287,8 @@ def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: s
             customer_id=invoice.customer_id,
             payload={"number": invoice.number, "before": {"status": previous}, "reason": invoice.void_reason},
         )
+        if previous == InvoiceStatus.OPEN:  # O2S never heard of drafts
+            o2s_callback_record(event_type=CallbackEventType.INVOICE_VOIDED, invoice=invoice)
     return invoice
 
 
@@ -355,6 +358,7 @@ def invoice_mark_paid(
                     "payment_reference": payment_reference,
                 },
             )
+            o2s_callback_record(event_type=CallbackEventType.INVOICE_PAID, invoice=invoice)
     if not intact:
         raise InvoiceChecksumMismatchError()
     return invoice

@@ -72,4 +72,23 @@ class SystemPrincipal:
         return self.label
 
 
-Principal = CustomerPrincipal | StaffPrincipal | SystemPrincipal
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """O2S calling the REST API with one of its keys. O2S manages every customer's
+    billing, so it acts with system scope; the audit trail names the key."""
+
+    api_key_id: uuid.UUID
+    name: str = ""
+    can_invoice_custom_lines: bool = False
+    scope_kind: ScopeKind = field(default=ScopeKind.SYSTEM, init=False)
+
+    @property
+    def actor_type(self) -> str:
+        return "api_key"
+
+    @property
+    def actor_id(self) -> str:
+        return str(self.api_key_id)
+
+
+Principal = CustomerPrincipal | StaffPrincipal | SystemPrincipal | ApiKeyPrincipal

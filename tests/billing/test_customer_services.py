@@ -7,7 +7,7 @@ Encryption, blind indexes and duplicate emails are covered in tests/encryption.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
 from typing import Any
 
 import pytest
@@ -132,7 +132,7 @@ def test_invalid_update_is_refused_and_writes_nothing(
 def test_update_audits_the_changed_field_names_but_no_personal_data(system_principal: SystemPrincipal) -> None:
     customer = make_customer(billing_country="AU")
     old_email, old_name = customer.email, customer.name
-    changes = {
+    changes: dict[str, Any] = {
         "name": "Battery Point Cloud Pty Ltd",
         "email": "ledger@batterypoint.example",
         "phone": "+61 3 6299 1234",
@@ -188,6 +188,13 @@ def test_customer_principal_cannot_update_another_customer(system_principal: Sys
 
 
 def test_unknown_customer_id_is_not_found(system_principal: SystemPrincipal) -> None:
+    before = _counts()
+    with pytest.raises(CustomerNotFoundError):
+        customer_update(principal=system_principal, customer_id=uuid.uuid4(), changes={"name": "X"})
+    assert _counts() == before
+
+
+def test_malformed_customer_id_is_not_found(system_principal: SystemPrincipal) -> None:
     with pytest.raises(CustomerNotFoundError):
         customer_update(principal=system_principal, customer_id="not-a-uuid", changes={"name": "X"})
 
@@ -211,9 +218,7 @@ def test_grant_access_refuses_staff_and_unknown_permissions(
     user = UserFactory.create(**user_fields)
     before = _counts()
     with pytest.raises(InvalidCustomerError) as caught:
-        customer_grant_access(
-            principal=system_principal, customer_id=customer.id, user=user, permissions=permissions
-        )
+        customer_grant_access(principal=system_principal, customer_id=customer.id, user=user, permissions=permissions)
     assert set(caught.value.fields) == {field}
     assert _counts() == before
     assert get_perms(user, customer) == []
@@ -222,9 +227,10 @@ def test_grant_access_refuses_staff_and_unknown_permissions(
 def test_grant_access_creates_membership_and_object_permissions_once(system_principal: SystemPrincipal) -> None:
     customer, unrelated = make_customer(), make_customer()
     user = UserFactory.create()
-    grant: Callable[[], CustomerMembership] = lambda: customer_grant_access(  # noqa: E731
-        principal=system_principal, customer_id=customer.id, user=user
-    )
+
+    def grant() -> CustomerMembership:
+        return customer_grant_access(principal=system_principal, customer_id=customer.id, user=user)
+
     first = grant()
     second = grant()
 

@@ -110,9 +110,7 @@ def test_only_an_australian_buyer_of_an_australian_seller_pays_gst(buyer: str, c
 # --- stored invoices -------------------------------------------------------------------
 
 # Small enough that six lines plus 10% GST stay inside MAX_MINOR (larger totals are refused).
-db_lines = st.lists(
-    st.tuples(st.integers(min_value=1, max_value=1000), unit_amounts), min_size=1, max_size=6
-)
+db_lines = st.lists(st.tuples(st.integers(min_value=1, max_value=1000), unit_amounts), min_size=1, max_size=6)
 
 
 @pytest.mark.django_db

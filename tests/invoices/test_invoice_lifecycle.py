@@ -19,6 +19,7 @@ from billing.services import customer_update
 from invoices import checksum
 from invoices.errors import (
     InvoiceChecksumMismatchError,
+    InvoiceNotFoundError,
     InvoiceStateError,
     PaymentAmountMismatchError,
 )
@@ -307,3 +308,8 @@ def test_verify_invoice_checksums_command(system_principal: SystemPrincipal, set
 def test_customer_model_keeps_country_in_clear(system_principal: SystemPrincipal) -> None:
     customer = make_customer(billing_country="nz")
     assert Customer.objects.filter(billing_country="NZ", id=customer.id).exists()
+
+
+def test_malformed_invoice_id_is_not_found(system_principal: SystemPrincipal) -> None:
+    with pytest.raises(InvoiceNotFoundError):
+        invoice_void(principal=system_principal, invoice_id="not-a-uuid")

@@ -16,9 +16,7 @@ CURRENCIES = sorted(CURRENCY_EXPONENTS)
 minor_units = st.integers(min_value=-(MAX_MINOR // 3), max_value=MAX_MINOR // 3)
 currencies = st.sampled_from(CURRENCIES)
 # Fractional minor units as pricing produces them: a BIGINT-sized amount times a rate.
-fractional = st.decimals(
-    min_value=-(10**16), max_value=10**16, places=6, allow_nan=False, allow_infinity=False
-)
+fractional = st.decimals(min_value=-(10**16), max_value=10**16, places=6, allow_nan=False, allow_infinity=False)
 
 
 @st.composite

@@ -22,8 +22,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.errors import DuplicateCustomerError
@@ -190,15 +189,14 @@ class Command(BaseCommand):
             invoice = invoice_void(principal=PRINCIPAL, invoice_id=invoice.id, reason="demo: order cancelled")
         return invoice
 
-    def _user(self, *, username: str, is_staff: bool) -> tuple[AbstractUser, bool]:
-        user_model = get_user_model()
-        user, created = user_model.objects.get_or_create(
+    def _user(self, *, username: str, is_staff: bool) -> tuple[User, bool]:
+        user, created = User.objects.get_or_create(
             username=username, defaults={"is_staff": is_staff, "email": f"{username}@demo.paymenter.example"}
         )
         return user, created
 
     @staticmethod
-    def _set_password(user: AbstractUser) -> str:
+    def _set_password(user: User) -> str:
         password = _new_password()
         user.set_password(password)
         user.save(update_fields=["password"])
