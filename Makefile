@@ -71,3 +71,8 @@ clean:
 # The role SQL the compose `db` service runs at initialisation (kept in sync by a test).
 deploy-sql: install
 	$(PY) -m paymenter.dbroles --database paymenter > deploy/postgres/10-paymenter-roles.sql
+
+# Not a test: POST /api/v1/invoices/ vs a one-INSERT view, ratios in docs/performance.md (~2 min).
+.PHONY: bench
+bench: install
+	$(PY) -m benchmarks.invoice_create

@@ -20,7 +20,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from billing.models import Customer, CustomerMembership
+from billing.models import Customer, CustomerMembership, Product, ProductPrice
 from billing.selectors import mask_pii
 from billing.services import CONTACT_FIELDS, customer_create, customer_update
 from paymenter.errors import PaymenterError
@@ -232,3 +232,54 @@ class CustomerAdmin(_CustomerAdminBase):
             raise ServiceRefusedError(exc) from exc
         # the admin goes on with ``obj`` (log entry, redirect): make it the saved row
         vars(obj).update(vars(saved))
+
+
+# --- product catalogue ---------------------------------------------------------------------
+#
+# admin   - adds and changes products and their prices (migration 0006_staff_groups_products)
+# billing, support - read-only
+# Nobody deletes a product or a price: invoice lines name product codes. A product that is
+# no longer sold is deactivated (``active``); a price change applies to invoices created
+# after it (issued lines keep their amounts).
+
+if TYPE_CHECKING:
+    _ProductAdminBase = admin.ModelAdmin[Product]
+    _ProductPriceInlineBase = admin.TabularInline[ProductPrice, Product]
+else:
+    _ProductAdminBase = admin.ModelAdmin
+    _ProductPriceInlineBase = admin.TabularInline
+
+
+class ProductPriceInline(_ProductPriceInlineBase):
+    """GST-exclusive unit prices in minor units, one per currency."""
+
+    model = ProductPrice
+    fields = ("currency", "unit_amount_minor")
+    extra = 0
+    can_delete = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Product)
+class ProductAdmin(_ProductAdminBase):
+    inlines = (ProductPriceInline,)
+    list_display = ("code", "description", "tax_treatment", "active", "created_at")
+    list_filter = ("tax_treatment", "active")
+    search_fields = ("code", "description")
+    ordering = ("code",)
+    fields = ("code", "description", "tax_treatment", "active", "created_at")
+    readonly_fields = ("created_at",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # the code is what O2S sends and what invoice lines store: fixed once created
+        return ("code", "created_at") if obj is not None else ("created_at",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions

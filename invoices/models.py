@@ -30,6 +30,7 @@ class InvoiceStatus(models.TextChoices):
 class TaxCode(models.TextChoices):
     GST = "GST", "GST 10%"
     GST_FREE_EXPORT = "GST_FREE_EXPORT", "GST-free export of services"
+    GST_FREE = "GST_FREE", "GST-free supply"
 
 
 class TaxRate(models.Model):

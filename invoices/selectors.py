@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from billing.models import CustomerUserObjectPermission
 from invoices.errors import InvoiceNotFoundError
-from invoices.models import Invoice
+from invoices.models import Invoice, InvoiceStatus
 from paymenter.principals import CustomerPrincipal, Principal
 
 
@@ -31,4 +31,18 @@ def invoice_get(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice
     try:
         return invoices_for_principal(principal=principal).get(id=invoice_id)
     except (Invoice.DoesNotExist, ValueError, ValidationError) as exc:  # malformed id: not found
+        raise InvoiceNotFoundError() from exc
+
+
+def invoice_get_for_pay_link(*, invoice_id: uuid.UUID, customer_id: uuid.UUID) -> Invoice:
+    """The issued invoice a verified pay link names, with its lines, only while it still
+    belongs to the customer the link names; run it as that customer (``CustomerPrincipal``
+    of ``customer_id``) so row-level security enforces the same bound."""
+    try:
+        return (
+            Invoice.objects.exclude(status=InvoiceStatus.DRAFT)
+            .prefetch_related("lines")
+            .get(id=invoice_id, customer_id=customer_id)
+        )
+    except Invoice.DoesNotExist as exc:
         raise InvoiceNotFoundError() from exc

@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import audit_record
 from billing.callbacks import CallbackEventType, o2s_callback_record
-from billing.models import Customer
+from billing.models import Customer, Product, TaxTreatment
 from billing.selectors import customer_get
 from invoices import checksum, numbering, tax
 from invoices.errors import (
@@ -30,7 +30,7 @@ from invoices.errors import (
     InvoiceStateError,
     PaymentAmountMismatchError,
 )
-from invoices.models import Invoice, InvoiceLine, InvoiceStatus
+from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxCode
 from invoices.selectors import invoice_get, invoices_for_principal
 from paymenter import rls
 from paymenter.money import MAX_MINOR, CurrencyMismatchError, Money, normalize_currency
@@ -43,7 +43,12 @@ MAX_DESCRIPTION = 500
 
 @dataclass(frozen=True)
 class InvoiceLineInput:
-    """What a caller may say about a line: never its tax or totals."""
+    """What a caller may say about a line: never its tax or totals.
+
+    ``product_code`` names the catalogue product the line bills (stored on the line);
+    ``tax_treatment`` is the product's treatment: ``gst_free`` makes the line GST-free
+    whoever the buyer is, ``standard`` (or ``None``) follows the buyer's country.
+    """
 
     description: str
     quantity: int
@@ -51,6 +56,8 @@ class InvoiceLineInput:
     currency: str | None = None
     period_start: dt.date | None = None
     period_end: dt.date | None = None
+    product_code: str | None = None
+    tax_treatment: TaxTreatment | None = None
 
 
 @dataclass(frozen=True)
@@ -117,22 +124,31 @@ def invoice_price(
     treatment = tax.treatment_for(
         buyer_country=customer.billing_country, seller_country=settings.SELLER_COUNTRY, on=on_date
     )
-    priced = tuple(
-        PricedLine(
-            position=index + 1,
-            source=line,
-            tax_code=treatment.code,
-            tax_rate=treatment.rate,
-            amounts=tax.line_amounts(
-                quantity=line.quantity, unit_amount_minor=line.unit_amount_minor, rate=treatment.rate
+    gst_free = _gst_free_treatment(buyer_country=customer.billing_country)
+    priced: tuple[PricedLine, ...] = ()
+    for index, line in enumerate(lines):
+        line_treatment = gst_free if line.tax_treatment == TaxTreatment.GST_FREE else treatment
+        priced += (
+            PricedLine(
+                position=index + 1,
+                source=line,
+                tax_code=line_treatment.code,
+                tax_rate=line_treatment.rate,
+                amounts=tax.line_amounts(
+                    quantity=line.quantity, unit_amount_minor=line.unit_amount_minor, rate=line_treatment.rate
+                ),
             ),
         )
-        for index, line in enumerate(lines)
-    )
     totals = tax.invoice_amounts([line.amounts for line in priced])
     if totals.total_minor > MAX_MINOR:
         raise InvalidInvoiceError({"lines": ["the invoice total is out of the supported range"]})
     return PricedInvoice(currency=currency, tax_code=treatment.code, lines=priced, totals=totals, on_date=on_date)
+
+
+def _gst_free_treatment(*, buyer_country: str) -> tax.TaxTreatment:
+    """A GST-free product: a GST-free supply at home, a GST-free export abroad; zero-rated."""
+    code = TaxCode.GST_FREE if buyer_country == settings.SELLER_COUNTRY == "AU" else TaxCode.GST_FREE_EXPORT
+    return tax.TaxTreatment(code=code, rate=tax.ZERO_RATE)
 
 
 def _lock_invoice(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
@@ -148,6 +164,7 @@ def _write_lines(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
             customer_id=invoice.customer_id,
             position=line.position,
             description=line.source.description.strip(),
+            product_code=line.source.product_code or "",
             quantity=line.source.quantity,
             unit_amount_minor=line.source.unit_amount_minor,
             tax_code=line.tax_code,
@@ -168,6 +185,10 @@ def _write_lines(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
 
 
 def _line_inputs(invoice: Invoice) -> list[InvoiceLineInput]:
+    """A draft's lines as inputs again; a product line keeps its catalogue tax treatment."""
+    stored = list(InvoiceLine.objects.filter(invoice=invoice).order_by("position"))
+    codes = {line.product_code for line in stored if line.product_code}
+    treatments = dict(Product.objects.filter(code__in=codes).values_list("code", "tax_treatment")) if codes else {}
     return [
         InvoiceLineInput(
             description=line.description,
@@ -175,8 +196,10 @@ def _line_inputs(invoice: Invoice) -> list[InvoiceLineInput]:
             unit_amount_minor=line.unit_amount_minor,
             period_start=line.period_start,
             period_end=line.period_end,
+            product_code=line.product_code or None,
+            tax_treatment=TaxTreatment(treatments[line.product_code]) if line.product_code in treatments else None,
         )
-        for line in InvoiceLine.objects.filter(invoice=invoice).order_by("position")
+        for line in stored
     ]
 
 
@@ -255,6 +278,37 @@ def invoice_create(
         if issue:
             invoice = _issue_locked(principal=principal, invoice=invoice, customer=customer)
     return invoice
+
+
+@dataclass(frozen=True)
+class InvoicePreview:
+    """What ``invoice_create(..., issue=True)`` would produce today; nothing is stored."""
+
+    customer: Customer
+    priced: PricedInvoice
+    issue_date: dt.date
+    due_date: dt.date
+
+
+def invoice_preview(
+    *,
+    principal: Principal,
+    customer_id: uuid.UUID | str,
+    lines: Sequence[InvoiceLineInput],
+    currency: str | None = None,
+) -> InvoicePreview:
+    """The same computation as issuing, as of today: no row, no number, no audit record."""
+    currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
+    with rls.acting_as(principal):
+        customer = customer_get(principal=principal, customer_id=customer_id)
+        issue_date = seller_today()
+        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=issue_date)
+    return InvoicePreview(
+        customer=customer,
+        priced=priced,
+        issue_date=issue_date,
+        due_date=issue_date + dt.timedelta(days=settings.INVOICE_DUE_DAYS),
+    )
 
 
 def invoice_issue(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
@@ -394,9 +448,11 @@ def invoices_verify_checksums(*, principal: Principal, batch_size: int = 500) ->
 __all__ = [
     "InvoiceLineInput",
     "InvoiceNotFoundError",
+    "InvoicePreview",
     "invoice_create",
     "invoice_issue",
     "invoice_mark_paid",
+    "invoice_preview",
     "invoice_price",
     "invoice_require_intact",
     "invoice_void",

@@ -23,6 +23,9 @@ any other DRF ``APIException``             own     its ``default_code``
 anything else                              500     ``internal_error`` (``handler500``)
 =========================================  ======  =========================
 
+A mapped exception raised with an explicit code keeps it, e.g.
+``PermissionDenied(detail, code="ip_not_allowed")`` answers 403 ``ip_not_allowed``.
+
 ``handler400/403/404/500`` (wired in ``paymenter/urls.py``) give the same shape to paths
 under ``/api/`` that fail outside a DRF view; other paths keep Django's pages.
 """
@@ -93,7 +96,8 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     status, code = exc.status_code, _default_code(exc)
     for exc_type, mapped_status, mapped_code in _CODES:
         if isinstance(exc, exc_type):
-            status, code = mapped_status, mapped_code
+            # an explicit code (``PermissionDenied(..., code="ip_not_allowed")``) is kept
+            status, code = mapped_status, _explicit_code(exc) or mapped_code
             break
     response = Response(error_body(code, _text(exc.detail)), status=status)
     auth_header = getattr(exc, "auth_header", None)
@@ -108,6 +112,12 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
 def _default_code(exc: exceptions.APIException) -> str:
     codes = exc.get_codes()
     return codes if isinstance(codes, str) else str(exc.default_code)
+
+
+def _explicit_code(exc: exceptions.APIException) -> str | None:
+    """The code the raiser chose, if it is not the exception class's default."""
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) and codes != exc.default_code else None
 
 
 def _text(detail: Any) -> str:

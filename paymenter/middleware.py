@@ -9,6 +9,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from paymenter import request_context, rls
+from paymenter.client_ip import client_ip
 from paymenter.principals import CustomerPrincipal, Principal, StaffPrincipal
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -27,7 +28,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
-        context = request_context.RequestContext(request_id=request_id, client_ip=request.META.get("REMOTE_ADDR"))
+        context = request_context.RequestContext(request_id=request_id, client_ip=client_ip(request) or None)
         request.request_context = context  # type: ignore[attr-defined] # read by the log filter
         with request_context.bound(context):
             response = self.get_response(request)

@@ -29,9 +29,7 @@ class OutboxMessage(models.Model):
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     topic = models.CharField(max_length=64)
     ordering_key = models.CharField(max_length=100, blank=True)
-    customer = models.ForeignKey(
-        "billing.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    customer = models.ForeignKey("billing.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)

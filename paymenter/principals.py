@@ -80,6 +80,7 @@ class ApiKeyPrincipal:
     api_key_id: uuid.UUID
     name: str = ""
     can_invoice_custom_lines: bool = False
+    rate_limit_per_minute: int = 600  # carried so the throttle needs no query
     scope_kind: ScopeKind = field(default=ScopeKind.SYSTEM, init=False)
 
     @property

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
-from paymenter.env import Mode, env
+from paymenter.env import ImproperlyConfiguredEnv, Mode, env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MODE = env.mode
@@ -28,6 +28,7 @@ DEV_DEFAULT_SECRETS: dict[str, str] = {
     "BLIND_INDEX_KEY": "ZGV2LW9ubHktYmxpbmQtaW5kZXgta2V5LTMyYnl0ZXM=",
     "AUDIT_HMAC_KEYS": "dev1:ZGV2LW9ubHktYXVkaXQtY2hhaW4taG1hYy1rZXktMzI=",
     "INVOICE_CHECKSUM_KEYS": "dev1:ZGV2LW9ubHktaW52b2ljZS1jaGVja3N1bS1rZXktMzI=",
+    "O2S_CALLBACK_SECRETS": "dev-only-o2s-callback-secret-change-me",
 }
 SECRET_KEY = env.str("SECRET_KEY", dev_default=DEV_DEFAULT_SECRETS["SECRET_KEY"])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
@@ -41,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally (no CDN)
     "guardian",
     "paymenter.apps.PaymenterConfig",
     "audit",
@@ -138,6 +141,31 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Outbox delivery and O2S callbacks (docs/outbox.md, docs/callbacks.md) --------------
+# Unset URL: deliveries fail with a clear last_error and are retried until it is set.
+O2S_CALLBACK_URL = env.str("O2S_CALLBACK_URL", default="")
+# Comma-separated; the first signs, O2S may accept any of them while rotating.
+O2S_CALLBACK_SECRETS = env.str("O2S_CALLBACK_SECRETS", dev_default=DEV_DEFAULT_SECRETS["O2S_CALLBACK_SECRETS"])
+O2S_CALLBACK_TIMEOUT_SECONDS = env.int("O2S_CALLBACK_TIMEOUT_SECONDS", 10)
+# Retry schedule: base * 2**(attempt-1), capped, equal jitter; dead after the max age.
+OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", 30)
+OUTBOX_RETRY_MAX_DELAY_SECONDS = env.int("OUTBOX_RETRY_MAX_DELAY_SECONDS", 21_600)
+OUTBOX_MAX_AGE_SECONDS = env.int("OUTBOX_MAX_AGE_SECONDS", 259_200)  # 3 days
+OUTBOX_RELAY_INTERVAL_SECONDS = env.int("OUTBOX_RELAY_INTERVAL_SECONDS", 60)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "outbox-relay": {
+        "task": "paymenter.tasks.outbox_relay",
+        "schedule": float(OUTBOX_RELAY_INTERVAL_SECONDS),
+        # a relay queued during an outage is stale once the next one is due
+        "options": {"expires": float(OUTBOX_RELAY_INTERVAL_SECONDS)},
+    },
+    "idempotency-purge": {
+        "task": "paymenter.tasks.idempotency_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
+}
+
 # --- Auth -----------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -167,6 +195,16 @@ DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="AUD")
 SUPPORTED_CURRENCIES = env.list("SUPPORTED_CURRENCIES", ["AUD", "USD", "EUR", "GBP", "NZD", "JPY"])
 INVOICE_DUE_DAYS = env.int("INVOICE_DUE_DAYS", 14)
 INVOICE_NUMBER_PREFIX = env.str("INVOICE_NUMBER_PREFIX", default="INV")
+# Absolute base of links sent outside the site (pay links in e-mails and O2S responses),
+# never derived from a request's Host header. Production default: https:// + the first
+# non-wildcard ALLOWED_HOSTS entry; with none, the variable is required.
+_PUBLIC_HOST = next((host for host in ALLOWED_HOSTS if host and host[0] not in ".*"), None)
+PUBLIC_BASE_URL = env.str(
+    "PUBLIC_BASE_URL", f"https://{_PUBLIC_HOST}" if _PUBLIC_HOST else None, dev_default="http://127.0.0.1:8000"
+).rstrip("/")
+PAY_LINK_MAX_AGE_DAYS = env.int("PAY_LINK_MAX_AGE_DAYS", 30)  # invoices/pay_links.py
+# Stored Idempotency-Key responses are replayed and kept this long (>= 24, promised to O2S).
+IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", 48)
 
 # --- Keys (keyrings: "id:base64key,id:base64key"; the first one writes) -----------------
 # Development/test keys are public and deterministic; production has no defaults.
@@ -187,6 +225,12 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Reverse proxies in front of the app that append to X-Forwarded-For (paymenter.client_ip).
+# 0: the client is REMOTE_ADDR and X-Forwarded-For is ignored. N: the client is the N-th
+# entry from the right; the app must then be reachable only through those proxies.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfiguredEnv(f"TRUSTED_PROXY_COUNT must be 0 or more, got {TRUSTED_PROXY_COUNT}")
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -204,6 +248,31 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- OpenAPI schema of the O2S API (drf-spectacular; /api/v1/schema/, /api/v1/docs/) ---------
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Paymenter O2S API",
+    "DESCRIPTION": (
+        "Customers, product catalogue and invoices for O2S. Authenticate with "
+        "`Authorization: Bearer <API key>`; every 4xx answers "
+        '`{"error": {"code", "message", "fields"}}`. See docs/o2s-integration.md.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "PREPROCESSING_HOOKS": ["billing.api.schema.only_o2s_api"],
+    "SECURITY": [{"ApiKey": []}],
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceStatusEnum": "invoices.models.InvoiceStatus",
+        "TaxCodeEnum": "invoices.models.TaxCode",
+        "TaxTreatmentEnum": "billing.models.TaxTreatment",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Logging: JSON lines with request id, redacted (paymenter.logs) ---------------------

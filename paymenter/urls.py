@@ -1,12 +1,19 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
+from billing.api.schema import SchemaView, docs_view
 from paymenter import api_errors, health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("", include("invoices.urls")),  # pay/<token>/: the hosted invoice page
+    # O2S REST API (docs/o2s-integration.md), its OpenAPI schema and the staff docs page
+    path("api/v1/", include("billing.api.urls")),
+    path("api/v1/", include("invoices.api.urls")),
+    path("api/v1/schema/", SchemaView.as_view(), name="o2s-schema"),
+    path("api/v1/docs/", docs_view, name="o2s-docs"),
 ]
 
 # JSON errors for /api/ paths that fail outside a DRF view (paymenter.api_errors).

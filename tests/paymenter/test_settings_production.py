@@ -25,6 +25,7 @@ REQUIRED_IN_PRODUCTION = (
     "BLIND_INDEX_KEY",
     "DATABASE_URL",
     "REDIS_URL",
+    "O2S_CALLBACK_SECRETS",
 )
 
 
@@ -42,6 +43,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
         "AUDIT_HMAC_KEYS": f"k1:{_key()}",
         "INVOICE_CHECKSUM_KEYS": f"k1:{_key()}",
         "BLIND_INDEX_KEY": _key(),
+        "O2S_CALLBACK_SECRETS": secrets.token_urlsafe(32),
         "DATABASE_URL": os.environ["DATABASE_URL"],  # the test database, as paymenter_app
         "REDIS_URL": "redis://127.0.0.1:6379/15",
         "SELLER_ABN": "51 824 753 556",

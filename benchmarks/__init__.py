@@ -1,0 +1,1 @@
+"""Benchmarks: run by their own command (``make bench``), report ratios; not part of the test suite."""
