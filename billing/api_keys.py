@@ -312,13 +312,16 @@ def api_key_check_network(api_key: ApiKey, ip: str) -> bool:
 
 
 def api_key_touch(api_key: ApiKey) -> None:
-    """Record use, at most once per :data:`TOUCH_INTERVAL` per key (one UPDATE, no read).
+    """Record use, at most once per :data:`TOUCH_INTERVAL` per key.
 
-    The conditional UPDATE keeps a busy key from writing its row on every request.
+    ``api_key`` was just loaded to authenticate, so a recent ``last_used_at`` skips the
+    write; otherwise the conditional UPDATE lets only one of many concurrent requests
+    write the row.
     """
     now = timezone.now()
+    if api_key.last_used_at is not None and api_key.last_used_at >= now - TOUCH_INTERVAL:
+        return  # the row was just read for authentication: known fresh, no round trip
     ApiKey.objects.filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - TOUCH_INTERVAL), pk=api_key.pk
     ).update(last_used_at=now)
-    if api_key.last_used_at is None or api_key.last_used_at < now - TOUCH_INTERVAL:
-        api_key.last_used_at = now
+    api_key.last_used_at = now

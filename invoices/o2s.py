@@ -18,7 +18,6 @@ from enum import StrEnum
 from django.db.models import QuerySet
 
 from audit.actions import AuditAction
-from audit.services import audit_record
 from billing.errors import CustomerNotFoundError
 from billing.models import Customer, TaxTreatment
 from billing.products import product_price_for
@@ -26,7 +25,13 @@ from billing.selectors import customer_get, customer_get_by_external_id
 from invoices.errors import InvoiceNotFoundError
 from invoices.models import Invoice, InvoiceStatus
 from invoices.selectors import invoices_for_principal
-from invoices.services import InvoiceLineInput, InvoicePreview, invoice_create, invoice_preview
+from invoices.services import (
+    InvoiceLineInput,
+    InvoicePreview,
+    invoice_audit_record,
+    invoice_create,
+    invoice_preview,
+)
 from paymenter import rls
 from paymenter.errors import PaymenterError
 from paymenter.money import normalize_currency
@@ -149,14 +154,11 @@ def o2s_invoice_create(
             principal=principal, customer_id=customer.id, lines=inputs, currency=currency, issue=True
         )
         if custom:
-            audit_record(
+            invoice_audit_record(
                 action=AuditAction.INVOICE_CUSTOM_LINES,
                 principal=principal,
-                object_type="invoice",
-                object_id=str(invoice.id),
-                customer_id=customer.id,
+                invoice=invoice,
                 payload={
-                    "number": invoice.number,
                     "api_key": principal.name,
                     "lines": [
                         {

@@ -156,8 +156,31 @@ def _lock_invoice(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoi
     return Invoice.objects.select_for_update(no_key=True).get(pk=visible.pk)
 
 
-def _write_lines(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
-    InvoiceLine.objects.filter(invoice=invoice).delete()  # drafts only (trigger enforces)
+def invoice_audit_record(
+    *, action: AuditAction, principal: Principal, invoice: Invoice, payload: dict[str, Any]
+) -> None:
+    """Audit an invoice event. Services call it as late as they can: the audit chain-head
+    lock it takes is held until commit and serializes every audited write
+    (docs/performance.md)."""
+    audit_record(
+        action=action,
+        principal=principal,
+        object_type="invoice",
+        object_id=str(invoice.id),
+        customer_id=invoice.customer_id,
+        payload={"number": invoice.number, **payload},
+    )
+
+
+def _apply_totals(invoice: Invoice, priced: PricedInvoice) -> None:
+    invoice.subtotal_minor = priced.totals.subtotal_minor
+    invoice.tax_minor = priced.totals.tax_minor
+    invoice.total_minor = priced.totals.total_minor
+
+
+def _write_lines(invoice: Invoice, priced: PricedInvoice, *, replace: bool) -> list[InvoiceLine]:
+    if replace:
+        InvoiceLine.objects.filter(invoice=invoice).delete()  # drafts only (trigger enforces)
     rows = [
         InvoiceLine(
             invoice=invoice,
@@ -178,9 +201,6 @@ def _write_lines(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
         for line in priced.lines
     ]
     InvoiceLine.objects.bulk_create(rows)
-    invoice.subtotal_minor = priced.totals.subtotal_minor
-    invoice.tax_minor = priced.totals.tax_minor
-    invoice.total_minor = priced.totals.total_minor
     return rows
 
 
@@ -203,12 +223,21 @@ def _line_inputs(invoice: Invoice) -> list[InvoiceLineInput]:
     ]
 
 
-def _issue_locked(*, principal: Principal, invoice: Invoice, customer: Customer) -> Invoice:
+def _issue_locked(
+    *, invoice: Invoice, customer: Customer, priced_lines: tuple[dt.date, list[InvoiceLine]] | None = None
+) -> Invoice:
+    """Number, date, freeze and sign a locked draft. Its lines are re-priced at the rates
+    in force on the issue date unless ``priced_lines`` were priced on that very date.
+    Does not audit: the caller does, last."""
     issue_date = seller_today()
-    priced = invoice_price(
-        customer=customer, currency=invoice.currency, lines=_line_inputs(invoice), on_date=issue_date
-    )
-    lines = _write_lines(invoice, priced)  # re-priced at the rate in force on the issue date
+    if priced_lines is not None and priced_lines[0] == issue_date:
+        lines = priced_lines[1]
+    else:
+        priced = invoice_price(
+            customer=customer, currency=invoice.currency, lines=_line_inputs(invoice), on_date=issue_date
+        )
+        lines = _write_lines(invoice, priced, replace=True)
+        _apply_totals(invoice, priced)
     invoice.number = numbering.invoice_number_next(issue_date=issue_date)
     invoice.issue_date = issue_date
     invoice.due_date = issue_date + dt.timedelta(days=settings.INVOICE_DUE_DAYS)
@@ -231,14 +260,15 @@ def _issue_locked(*, principal: Principal, invoice: Invoice, customer: Customer)
     invoice.issued_at = timezone.now()
     invoice.checksum_key_id, invoice.checksum = checksum.compute(invoice, lines)
     invoice.save()
-    audit_record(
+    return invoice
+
+
+def _audit_issued(*, principal: Principal, invoice: Invoice) -> None:
+    invoice_audit_record(
         action=AuditAction.INVOICE_ISSUED,
         principal=principal,
-        object_type="invoice",
-        object_id=str(invoice.id),
-        customer_id=invoice.customer_id,
+        invoice=invoice,
         payload={
-            "number": invoice.number,
             "currency": invoice.currency,
             "subtotal_minor": invoice.subtotal_minor,
             "tax_minor": invoice.tax_minor,
@@ -246,7 +276,6 @@ def _issue_locked(*, principal: Principal, invoice: Invoice, customer: Customer)
             "checksum_key_id": invoice.checksum_key_id,
         },
     )
-    return invoice
 
 
 def invoice_create(
@@ -262,21 +291,22 @@ def invoice_create(
     currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
     with rls.unit_of_work(principal):
         customer = customer_get(principal=principal, customer_id=customer_id)
-        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=seller_today())
+        priced_on = seller_today()
+        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=priced_on)
         invoice = Invoice(customer=customer, currency=currency, status=InvoiceStatus.DRAFT)
+        _apply_totals(invoice, priced)
         invoice.save(force_insert=True)
-        _write_lines(invoice, priced)
-        invoice.save(update_fields=["subtotal_minor", "tax_minor", "total_minor"])
-        audit_record(
+        rows = _write_lines(invoice, priced, replace=False)
+        if issue:
+            _issue_locked(invoice=invoice, customer=customer, priced_lines=(priced_on, rows))
+        invoice_audit_record(
             action=AuditAction.INVOICE_CREATED,
             principal=principal,
-            object_type="invoice",
-            object_id=str(invoice.id),
-            customer_id=customer.id,
+            invoice=invoice,
             payload={"currency": currency, "lines": len(priced.lines), "total_minor": priced.totals.total_minor},
         )
         if issue:
-            invoice = _issue_locked(principal=principal, invoice=invoice, customer=customer)
+            _audit_issued(principal=principal, invoice=invoice)
     return invoice
 
 
@@ -317,7 +347,9 @@ def invoice_issue(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoi
         if invoice.status != InvoiceStatus.DRAFT:
             raise InvoiceStateError(status=invoice.status, action="issued")
         customer = customer_get(principal=principal, customer_id=invoice.customer_id)
-        return _issue_locked(principal=principal, invoice=invoice, customer=customer)
+        _issue_locked(invoice=invoice, customer=customer)
+        _audit_issued(principal=principal, invoice=invoice)
+        return invoice
 
 
 def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: str = "") -> Invoice:
@@ -333,27 +365,23 @@ def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: s
         invoice.voided_at = timezone.now()
         invoice.void_reason = reason.strip()
         invoice.save(update_fields=["status", "voided_at", "void_reason"])
-        audit_record(
-            action=AuditAction.INVOICE_VOIDED,
-            principal=principal,
-            object_type="invoice",
-            object_id=str(invoice.id),
-            customer_id=invoice.customer_id,
-            payload={"number": invoice.number, "before": {"status": previous}, "reason": invoice.void_reason},
-        )
         if previous == InvoiceStatus.OPEN:  # O2S never heard of drafts
             o2s_callback_record(event_type=CallbackEventType.INVOICE_VOIDED, invoice=invoice)
+        invoice_audit_record(
+            action=AuditAction.INVOICE_VOIDED,
+            principal=principal,
+            invoice=invoice,
+            payload={"before": {"status": previous}, "reason": invoice.void_reason},
+        )
     return invoice
 
 
 def _audit_checksum_mismatch(*, principal: Principal, invoice: Invoice, attempted: str) -> None:
-    audit_record(
+    invoice_audit_record(
         action=AuditAction.INVOICE_CHECKSUM_MISMATCH,
         principal=principal,
-        object_type="invoice",
-        object_id=str(invoice.id),
-        customer_id=invoice.customer_id,
-        payload={"number": invoice.number, "attempted": attempted, "checksum_key_id": invoice.checksum_key_id},
+        invoice=invoice,
+        payload={"attempted": attempted, "checksum_key_id": invoice.checksum_key_id},
     )
 
 
@@ -399,20 +427,17 @@ def invoice_mark_paid(
             invoice.status = InvoiceStatus.PAID
             invoice.paid_at = timezone.now()
             invoice.save(update_fields=["amount_paid_minor", "status", "paid_at"])
-            audit_record(
+            o2s_callback_record(event_type=CallbackEventType.INVOICE_PAID, invoice=invoice)
+            invoice_audit_record(
                 action=AuditAction.INVOICE_PAID,
                 principal=principal,
-                object_type="invoice",
-                object_id=str(invoice.id),
-                customer_id=invoice.customer_id,
+                invoice=invoice,
                 payload={
-                    "number": invoice.number,
                     "amount_minor": amount.minor,
                     "currency": amount.currency,
                     "payment_reference": payment_reference,
                 },
             )
-            o2s_callback_record(event_type=CallbackEventType.INVOICE_PAID, invoice=invoice)
     if not intact:
         raise InvoiceChecksumMismatchError()
     return invoice

@@ -94,13 +94,16 @@ def _reapply_in_open_transactions() -> None:
 @contextmanager
 def acting_as(principal: Principal) -> Iterator[Principal]:
     """Run the block as ``principal``: RLS scope, ORM scope and audit actor."""
+    changed = _current.get() != principal  # the same principal again needs no round trip
     token = _current.set(principal)
     try:
-        _reapply_in_open_transactions()
+        if changed:
+            _reapply_in_open_transactions()
         yield principal
     finally:
         _current.reset(token)
-        _reapply_in_open_transactions()
+        if changed:
+            _reapply_in_open_transactions()
 
 
 @contextmanager
