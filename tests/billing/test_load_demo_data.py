@@ -8,6 +8,7 @@ import re
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from django.test import Client
 
 from audit.models import AuditEvent
 from billing.models import Customer, CustomerMembership
@@ -130,3 +131,31 @@ def test_staff_groups_have_the_role_table_permissions() -> None:
     } <= admin
     # voiding in the admin needs change_invoice: only the admin group has it
     assert "invoices.change_invoice" not in billing
+
+
+KEY_LINE = re.compile(r"Authorization: Bearer (?P<key>pmk_\S+)")
+
+
+def test_demo_api_key_creates_invoices_from_the_demo_catalogue_and_is_shown_once(
+    system_principal: SystemPrincipal, client: Client
+) -> None:
+    first = run()
+    match = KEY_LINE.search(first)
+    assert match is not None
+    key = match["key"]
+    assert KEY_LINE.search(run()) is None  # never printed again
+    au = Customer.objects.get(external_id="demo-au-1")
+
+    response = client.post(
+        "/api/v1/invoices/",
+        {"customer": str(au.id), "currency": "AUD", "lines": [{"product_code": "vps-small", "quantity": 2}]},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        REMOTE_ADDR="127.0.0.1",
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["subtotal_minor"], body["tax_minor"], body["total_minor"]) == (4000, 400, 4400)
+    elsewhere = client.get("/api/v1/invoices/", HTTP_AUTHORIZATION=f"Bearer {key}", REMOTE_ADDR="10.0.0.1")
+    assert elsewhere.status_code == 403

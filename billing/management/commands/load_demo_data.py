@@ -2,8 +2,10 @@
 
 Creates one staff user per role (``admin``, ``billing``, ``support``: ``is_staff`` plus the
 group of that name from migration ``billing.0003_staff_groups``), two customers (one in
-Australia - GST, one in the USA - GST-free export) each with a portal login, and invoices
-in the states draft, open, paid and void. Everything customer-related goes through the
+Australia - GST, one in the USA - GST-free export) each with a portal login, invoices
+in the states draft, open, paid and void, a small product catalogue priced in AUD and USD,
+and an O2S API key that works from this machine only (127.0.0.1, ::1) so the REST API can
+be tried at once. Everything customer-related goes through the
 services, so encryption, pricing, checksums and audit records are the real ones.
 
 The demo ``admin`` is deliberately **not** a superuser: a superuser passes every
@@ -25,8 +27,9 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
+from billing.api_keys import api_key_create
 from billing.errors import DuplicateCustomerError
-from billing.models import Customer
+from billing.models import ApiKey, Customer, Product, ProductPrice
 from billing.services import customer_create, customer_grant_access
 from invoices.models import Invoice
 from invoices.services import InvoiceLineInput, invoice_create, invoice_mark_paid, invoice_void
@@ -106,6 +109,17 @@ DEMO_CUSTOMERS = (
 )
 
 
+# (code, description, {currency: GST-exclusive unit price in minor units})
+DEMO_PRODUCTS: tuple[tuple[str, str, dict[str, int]], ...] = (
+    ("vps-small", "VPS small (2 vCPU, 4 GB), 1 month", {"AUD": 2000, "USD": 1400}),
+    ("vps-medium", "VPS medium (4 vCPU, 8 GB), 1 month", {"AUD": 4000, "USD": 2800}),
+    ("backup-50gb", "Backup storage 50 GB, 1 month", {"AUD": 450, "USD": 300}),
+    ("ipv4-address", "Extra IPv4 address, 1 month", {"AUD": 300, "USD": 200}),
+)
+DEMO_API_KEY_NAME = "demo-o2s"
+DEMO_API_KEY_NETWORKS = ["127.0.0.1/32", "::1/128"]
+
+
 @dataclass(frozen=True)
 class Login:
     username: str
@@ -125,7 +139,15 @@ class Command(BaseCommand):
             logins = [self._staff_user(role) for role in STAFF_ROLES]
             for demo in DEMO_CUSTOMERS:
                 logins.extend(self._customer(demo))
+            self._products()
+            api_key = self._api_key()
         created = [login for login in logins if login is not None]
+        if api_key is not None:
+            self.stdout.write(
+                self.style.SUCCESS("O2S API key (shown ONCE; works from 127.0.0.1 and ::1 only):")
+                + f"\n  Authorization: Bearer {api_key}"
+                + f"\n  products: {', '.join(code for code, _, _ in DEMO_PRODUCTS)}; try GET /api/v1/invoices/"
+            )
         if not created:
             self.stdout.write(
                 "Demo data already exists; nothing created. Logins were printed when it was first loaded "
@@ -169,6 +191,23 @@ class Command(BaseCommand):
         for invoice in demo.invoices:
             self._invoice(customer, demo.currency, invoice)
         return [login]
+
+    @staticmethod
+    def _products() -> None:
+        """Catalogue rows are admin-managed data (no service); created only when missing."""
+        for code, description, prices in DEMO_PRODUCTS:
+            product, _ = Product.objects.get_or_create(code=code, defaults={"description": description})
+            for currency, unit_amount_minor in prices.items():
+                ProductPrice.objects.get_or_create(
+                    product=product, currency=currency, defaults={"unit_amount_minor": unit_amount_minor}
+                )
+
+    @staticmethod
+    def _api_key() -> str | None:
+        if ApiKey.objects.filter(name=DEMO_API_KEY_NAME).exists():
+            return None
+        _, raw_key = api_key_create(principal=PRINCIPAL, name=DEMO_API_KEY_NAME, allowed_networks=DEMO_API_KEY_NETWORKS)
+        return raw_key
 
     def _invoice(self, customer: Customer, currency: str, demo: DemoInvoice) -> Invoice:
         invoice = invoice_create(
