@@ -8,6 +8,8 @@ Re-runnable: permissions are set, not appended.
 
 from django.db import migrations
 
+from billing.migrations._staff_groups import ensure_permissions, permissions
+
 OUR_APPS = ("billing", "invoices", "audit", "auth")
 
 BILLING = [
@@ -28,33 +30,18 @@ SUPPORT = [
 
 
 def create_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
-    from django.contrib.auth.management import create_permissions  # noqa: PLC0415
-
     alias = schema_editor.connection.alias
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0, using=alias)
-        app_config.models_module = None
-
+    ensure_permissions(apps, alias)
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-
-    def perms(pairs):  # type: ignore[no-untyped-def]
-        found = []
-        for app_label, codename in pairs:
-            found.extend(
-                Permission.objects.using(alias).filter(content_type__app_label=app_label, codename=codename)
-            )
-        return found
-
     admin_perms = Permission.objects.using(alias).filter(content_type__app_label__in=OUR_APPS)
-    for name, permissions in (
+    for name, group_permissions in (
         ("admin", list(admin_perms)),
-        ("billing", perms(BILLING)),
-        ("support", perms(SUPPORT)),
+        ("billing", permissions(apps, alias, BILLING)),
+        ("support", permissions(apps, alias, SUPPORT)),
     ):
         group, _ = Group.objects.using(alias).get_or_create(name=name)
-        group.permissions.set(permissions)
+        group.permissions.set(group_permissions)
 
 
 def remove_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
