@@ -19,3 +19,5 @@ class AuditAction(StrEnum):
     INVOICE_CUSTOM_LINES = "invoice.custom_lines"
     CALLBACK_DEAD = "callback.dead"
     CALLBACK_REDELIVERY_REQUESTED = "callback.redelivery_requested"
+    TAX_RATE_CREATED = "tax_rate.created"
+    PRODUCT_SAVED = "product.saved"

@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from billing.models import Customer, CustomerMembership, Product, ProductPrice
+from billing.products import product_audit_saved
 from billing.selectors import mask_pii
 from billing.services import CONTACT_FIELDS, customer_create, customer_update
 from paymenter.errors import PaymenterError
@@ -283,3 +284,8 @@ class ProductAdmin(_ProductAdminBase):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # same transaction as the admin's save: the product and its prices as stored now
+        product_audit_saved(principal=staff_principal(request), product=form.instance, created=not change)

@@ -10,8 +10,11 @@ from enum import StrEnum
 
 from django.db.models import Prefetch, QuerySet
 
+from audit.actions import AuditAction
+from audit.services import audit_record
 from billing.models import Product, ProductPrice
 from paymenter.errors import PaymenterError
+from paymenter.principals import Principal
 
 
 class ProductErrorCode(StrEnum):
@@ -78,3 +81,22 @@ def product_price_for(*, code: str, currency: str, field: str = "product_code") 
     if amount is None:
         raise ProductNotPricedError(code=code, currency=currency, field=field)
     return product, int(amount)
+
+
+def product_audit_saved(*, principal: Principal, product: Product, created: bool) -> None:
+    """Audit a catalogue change (product and all its prices, as saved), in the caller's
+    transaction: prices decide what O2S invoices charge."""
+    audit_record(
+        action=AuditAction.PRODUCT_SAVED,
+        principal=principal,
+        object_type="product",
+        object_id=str(product.id),
+        payload={
+            "created": created,
+            "code": product.code,
+            "description": product.description,
+            "tax_treatment": product.tax_treatment,
+            "active": product.active,
+            "prices_minor": {price.currency: price.unit_amount_minor for price in product.prices.order_by("currency")},
+        },
+    )

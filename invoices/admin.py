@@ -24,7 +24,7 @@ from billing.admin import can_see_pii, staff_principal
 from billing.selectors import mask_pii
 from invoices import checksum
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
-from invoices.services import invoice_void
+from invoices.services import invoice_void, tax_rate_create
 from paymenter.errors import PaymenterError
 from paymenter.money import Money
 
@@ -230,3 +230,16 @@ class TaxRateAdmin(_TaxRateAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: TaxRate, form: Any, change: bool) -> None:
+        """New rates only, through the audited service (the form validated the row)."""
+        created = tax_rate_create(
+            principal=staff_principal(request),
+            code=obj.code,
+            country=obj.country,
+            rate=obj.rate,
+            effective_from=obj.effective_from,
+            effective_to=obj.effective_to,
+            description=obj.description,
+        )
+        obj.pk = created.pk

@@ -12,6 +12,7 @@ import uuid
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +31,7 @@ from invoices.errors import (
     InvoiceStateError,
     PaymentAmountMismatchError,
 )
-from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxCode
+from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxCode, TaxRate
 from invoices.selectors import invoice_get, invoices_for_principal
 from paymenter import rls
 from paymenter.money import MAX_MINOR, CurrencyMismatchError, Money, normalize_currency
@@ -441,6 +442,44 @@ def invoice_mark_paid(
     if not intact:
         raise InvoiceChecksumMismatchError()
     return invoice
+
+
+def tax_rate_create(
+    *,
+    principal: Principal,
+    code: str,
+    country: str,
+    rate: Decimal,
+    effective_from: dt.date,
+    effective_to: dt.date | None = None,
+    description: str = "",
+) -> TaxRate:
+    """Add an effective-dated rate (rates are never edited: a new row supersedes).
+
+    Audited: a rate decides what every later invoice charges."""
+    with rls.unit_of_work(principal):
+        tax_rate = TaxRate.objects.create(
+            code=code,
+            country=country,
+            rate=rate,
+            effective_from=effective_from,
+            effective_to=effective_to,
+            description=description,
+        )
+        audit_record(
+            action=AuditAction.TAX_RATE_CREATED,
+            principal=principal,
+            object_type="tax_rate",
+            object_id=str(tax_rate.pk),
+            payload={
+                "code": code,
+                "country": country,
+                "rate": f"{rate:.4f}",
+                "effective_from": effective_from.isoformat(),
+                "effective_to": effective_to.isoformat() if effective_to else None,
+            },
+        )
+    return tax_rate
 
 
 @dataclass(frozen=True)

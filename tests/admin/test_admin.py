@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from billing.admin import CustomerAdmin
-from billing.models import Customer
+from billing.models import Customer, Product
 from billing.selectors import mask_pii
 from invoices.admin import InvoiceAdmin, TaxRateAdmin
 from invoices.models import Invoice, InvoiceNumberSequence, InvoiceStatus, TaxRate
@@ -345,7 +345,7 @@ def test_customer_changelist_query_count_does_not_grow_with_rows(system_principa
 
 
 def test_admin_adds_a_tax_rate_but_nobody_edits_or_deletes_one(system_principal: SystemPrincipal) -> None:
-    client, _ = staff_client("admin")
+    client, user = staff_client("admin")
     existing = TaxRate.objects.get(code="GST", country="AU")
 
     response = client.post(
@@ -358,7 +358,16 @@ def test_admin_adds_a_tax_rate_but_nobody_edits_or_deletes_one(system_principal:
     )
 
     assert response.status_code == 302
-    assert TaxRate.objects.filter(effective_from="2031-07-01", rate="0.1250").count() == 1
+    added = TaxRate.objects.get(effective_from="2031-07-01", rate="0.1250")
+    event = AuditEvent.objects.get(action="tax_rate.created", object_id=str(added.pk))
+    assert (event.actor_type, event.actor_id) == ("staff", str(user.pk))
+    assert event.payload == {
+        "code": "GST",
+        "country": "AU",
+        "rate": "0.1250",
+        "effective_from": "2031-07-01",
+        "effective_to": None,
+    }
     assert changed.status_code == 403
     assert TaxRate.objects.get(pk=existing.pk).rate == existing.rate
     assert client.get(reverse("admin:invoices_taxrate_delete", args=[existing.pk])).status_code == 403
@@ -366,7 +375,16 @@ def test_admin_adds_a_tax_rate_but_nobody_edits_or_deletes_one(system_principal:
 
 def test_billing_cannot_add_tax_rates(system_principal: SystemPrincipal) -> None:
     client, _ = staff_client("billing")
+    before = AuditEvent.objects.count()
 
+    refused = client.post(
+        reverse("admin:invoices_taxrate_add"),
+        {"code": "GST", "country": "AU", "rate": "0.5000", "effective_from": "2031-07-01"},
+    )
+
+    assert refused.status_code == 403
+    assert not TaxRate.objects.filter(effective_from="2031-07-01").exists()
+    assert AuditEvent.objects.count() == before
     assert client.get(reverse("admin:invoices_taxrate_add")).status_code == 403
     assert client.get(reverse("admin:invoices_taxrate_changelist")).status_code == 200
 
@@ -389,3 +407,31 @@ def test_registrations() -> None:
     assert InvoiceNumberSequence not in admin.site._registry
     for model_admin in admin.site._registry.values():  # Django's system checks of each admin
         assert model_admin.check() == [], model_admin
+
+
+def test_catalogue_changes_are_audited_with_their_prices(system_principal: SystemPrincipal) -> None:
+    client, user = staff_client("admin")
+    prefix = "prices"
+    form = {
+        "code": "vps-xl",
+        "description": "VPS extra large",
+        "tax_treatment": "standard",
+        "active": "on",
+        f"{prefix}-TOTAL_FORMS": "2",
+        f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+        f"{prefix}-0-currency": "AUD",
+        f"{prefix}-0-unit_amount_minor": "9000",
+        f"{prefix}-1-currency": "USD",
+        f"{prefix}-1-unit_amount_minor": "6000",
+    }
+
+    response = client.post(reverse("admin:billing_product_add"), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    product = Product.objects.get(code="vps-xl")
+    event = AuditEvent.objects.get(action="product.saved", object_id=str(product.id))
+    assert (event.actor_type, event.actor_id) == ("staff", str(user.pk))
+    assert event.payload["created"] is True
+    assert event.payload["prices_minor"] == {"AUD": 9000, "USD": 6000}
