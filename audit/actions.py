@@ -21,3 +21,4 @@ class AuditAction(StrEnum):
     CALLBACK_REDELIVERY_REQUESTED = "callback.redelivery_requested"
     TAX_RATE_CREATED = "tax_rate.created"
     PRODUCT_SAVED = "product.saved"
+    INVOICE_MARKED_UNCOLLECTIBLE = "invoice.marked_uncollectible"

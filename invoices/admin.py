@@ -24,7 +24,7 @@ from billing.admin import can_see_pii, staff_principal
 from billing.selectors import mask_pii
 from invoices import checksum
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
-from invoices.services import invoice_void, tax_rate_create
+from invoices.services import invoice_mark_uncollectible, invoice_void, tax_rate_create
 from paymenter.errors import PaymenterError
 from paymenter.money import Money
 
@@ -39,6 +39,7 @@ else:  # ModelAdmin is generic only in the stubs
 
 VOID_PERMISSION = "invoices.change_invoice"
 ADMIN_VOID_REASON = "voided in the staff admin"
+ADMIN_UNCOLLECTIBLE_REASON = "written off by staff in the admin"
 
 LINE_FIELDS = (
     "position",
@@ -145,7 +146,7 @@ class InvoiceAdmin(_InvoiceAdminBase):
     ordering = ("-created_at",)
     show_full_result_count = False
     inlines = (InvoiceLineInline,)
-    actions = ("void_selected",)
+    actions = ("void_selected", "mark_uncollectible_selected")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
         lines = Prefetch("lines", queryset=InvoiceLine.objects.order_by("position"))
@@ -215,6 +216,22 @@ class InvoiceAdmin(_InvoiceAdminBase):
                 voided += 1
         if voided:
             self.message_user(request, f"Voided {voided} invoice(s).", level=messages.SUCCESS)
+
+    @admin.action(description="Mark selected invoices uncollectible", permissions=["void"])
+    def mark_uncollectible_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        principal = staff_principal(request)
+        marked = 0
+        for invoice in queryset.order_by("pk"):
+            try:
+                invoice_mark_uncollectible(
+                    principal=principal, invoice_id=invoice.pk, reason=ADMIN_UNCOLLECTIBLE_REASON
+                )
+            except PaymenterError as exc:
+                self.message_user(request, f"{invoice}: not changed: {exc.message}", level=messages.ERROR)
+            else:
+                marked += 1
+        if marked:
+            self.message_user(request, f"Marked {marked} invoice(s) uncollectible.", level=messages.SUCCESS)
 
 
 @admin.register(TaxRate)

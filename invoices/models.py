@@ -135,8 +135,9 @@ class Invoice(models.Model):
 
     @property
     def amount_due_minor(self) -> int:
-        """What the customer still owes: nothing unless the invoice is open."""
-        if self.status != InvoiceStatus.OPEN:
+        """What the customer still owes: nothing unless the invoice is open or was
+        written off as uncollectible (a late payment still settles it)."""
+        if self.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
             return 0
         return max(self.total_minor - self.amount_paid_minor, 0)
 

@@ -377,6 +377,26 @@ def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: s
     return invoice
 
 
+def invoice_mark_uncollectible(*, principal: Principal, invoice_id: uuid.UUID | str, reason: str) -> Invoice:
+    """Write off an open invoice that will not be paid (dunning gave up). It stays owed:
+    a late payment still settles it (``invoice_mark_paid``)."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise InvalidInvoiceError({"reason": ["required, at most 500 characters"]})
+    with rls.unit_of_work(principal):
+        invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
+        if invoice.status != InvoiceStatus.OPEN:
+            raise InvoiceStateError(status=invoice.status, action="marked uncollectible")
+        invoice.status = InvoiceStatus.UNCOLLECTIBLE
+        invoice.save(update_fields=["status"])
+        invoice_audit_record(
+            action=AuditAction.INVOICE_MARKED_UNCOLLECTIBLE,
+            principal=principal,
+            invoice=invoice,
+            payload={"amount_due_minor": invoice.amount_due_minor, "reason": reason.strip()},
+        )
+    return invoice
+
+
 def _audit_checksum_mismatch(*, principal: Principal, invoice: Invoice, attempted: str) -> None:
     invoice_audit_record(
         action=AuditAction.INVOICE_CHECKSUM_MISMATCH,
@@ -404,7 +424,7 @@ def invoice_require_intact(*, principal: Principal, invoice_id: uuid.UUID | str,
 def invoice_mark_paid(
     *, principal: Principal, invoice_id: uuid.UUID | str, amount: Money, payment_reference: str
 ) -> Invoice:
-    """Record full payment of an open invoice.
+    """Record full payment of an open (or uncollectible) invoice.
 
     Refused (nothing changes) when the amount or currency differs from what is due, or
     when the invoice's checksum does not verify (that refusal is itself audited).
@@ -415,7 +435,7 @@ def invoice_mark_paid(
         raise InvalidInvoiceError({"payment_reference": ["required, at most 255 characters"]})
     with rls.unit_of_work(principal):
         invoice = _lock_invoice(principal=principal, invoice_id=invoice_id)
-        if invoice.status != InvoiceStatus.OPEN:
+        if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
             raise InvoiceStateError(status=invoice.status, action="paid")
         intact = checksum.is_valid(invoice)
         if not intact:
@@ -516,6 +536,7 @@ __all__ = [
     "invoice_create",
     "invoice_issue",
     "invoice_mark_paid",
+    "invoice_mark_uncollectible",
     "invoice_preview",
     "invoice_price",
     "invoice_require_intact",

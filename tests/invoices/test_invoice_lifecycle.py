@@ -18,6 +18,7 @@ from billing.models import Customer
 from billing.services import customer_update
 from invoices import checksum
 from invoices.errors import (
+    InvalidInvoiceError,
     InvoiceChecksumMismatchError,
     InvoiceNotFoundError,
     InvoiceStateError,
@@ -29,6 +30,7 @@ from invoices.services import (
     invoice_create,
     invoice_issue,
     invoice_mark_paid,
+    invoice_mark_uncollectible,
     invoice_require_intact,
     invoice_void,
     seller_today,
@@ -313,3 +315,60 @@ def test_customer_model_keeps_country_in_clear(system_principal: SystemPrincipal
 def test_malformed_invoice_id_is_not_found(system_principal: SystemPrincipal) -> None:
     with pytest.raises(InvoiceNotFoundError):
         invoice_void(principal=system_principal, invoice_id="not-a-uuid")
+
+
+def test_open_invoice_written_off_as_uncollectible_can_still_be_paid_late(system_principal: SystemPrincipal) -> None:
+    invoice = make_invoice(make_customer())
+
+    written_off = invoice_mark_uncollectible(
+        principal=system_principal, invoice_id=invoice.id, reason="dunning exhausted"
+    )
+
+    assert (written_off.status, written_off.amount_due_minor) == ("uncollectible", invoice.total_minor)
+    event = AuditEvent.objects.get(object_id=str(invoice.id), action="invoice.marked_uncollectible")
+    assert event.payload == {
+        "number": invoice.number,
+        "amount_due_minor": invoice.total_minor,
+        "reason": "dunning exhausted",
+    }
+    paid = invoice_mark_paid(
+        principal=system_principal,
+        invoice_id=invoice.id,
+        amount=Money(invoice.total_minor, "AUD"),
+        payment_reference="late-transfer-1",
+    )
+    assert (paid.status, paid.amount_due_minor) == ("paid", 0)
+
+
+@pytest.mark.parametrize("state", ["draft", "void", "paid", "uncollectible"])
+def test_only_open_invoices_can_be_written_off(system_principal: SystemPrincipal, state: str) -> None:
+    invoice = make_invoice(make_customer(), issue=state != "draft")
+    if state == "void":
+        invoice_void(principal=system_principal, invoice_id=invoice.id)
+    elif state == "paid":
+        invoice_mark_paid(
+            principal=system_principal,
+            invoice_id=invoice.id,
+            amount=Money(invoice.total_minor, "AUD"),
+            payment_reference="p",
+        )
+    elif state == "uncollectible":
+        invoice_mark_uncollectible(principal=system_principal, invoice_id=invoice.id, reason="first")
+    before = _counts()
+
+    with pytest.raises(InvoiceStateError):
+        invoice_mark_uncollectible(principal=system_principal, invoice_id=invoice.id, reason="again")
+
+    assert Invoice.objects.get(id=invoice.id).status == state
+    assert _counts() == before
+
+
+def test_writing_off_needs_a_reason(system_principal: SystemPrincipal) -> None:
+    invoice = make_invoice(make_customer())
+    before = _counts()
+
+    with pytest.raises(InvalidInvoiceError):
+        invoice_mark_uncollectible(principal=system_principal, invoice_id=invoice.id, reason="  ")
+
+    assert Invoice.objects.get(id=invoice.id).status == "open"
+    assert _counts() == before
