@@ -7,10 +7,14 @@ migrations run here as the owner role, the tests themselves as ``paymenter_app``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from django.core.cache import cache
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.db import connections
 
@@ -56,3 +60,38 @@ def _clear_cache() -> Iterator[None]:
     yield
     with contextlib.suppress(Exception):  # a test that broke Redis must not fail on teardown
         cache.clear()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _live_app() -> Any:
+    django_app = WSGIHandler()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        result = django_app(environ, start_response)
+        try:
+            return [b"".join(result)]
+        finally:
+            result.close()  # request_finished
+            connections.close_all()  # this thread's connections must not outlive the test
+
+    return app
+
+
+@pytest.fixture
+def live_url(committed_db: None) -> Iterator[str]:
+    """The app in a real WSGI server (127.0.0.1, a free port) in a thread, as the restricted
+    database role, on committed data (the app role cannot TRUNCATE, so pytest-django's
+    ``live_server`` is not an option)."""
+    server: WSGIServer = make_server("127.0.0.1", 0, _live_app(), handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -11,16 +11,11 @@ since random input rarely names an existing customer or product.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Iterable, Iterator
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import schemathesis
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -40,38 +35,6 @@ pytestmark = pytest.mark.committed
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _app() -> Any:
-    django_app = WSGIHandler()
-
-    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        result = django_app(environ, start_response)
-        try:
-            return [b"".join(result)]
-        finally:
-            result.close()  # request_finished
-            connections.close_all()  # this thread's connections must not outlive the test
-
-    return app
-
-
-@pytest.fixture
-def live_url(committed_db: None) -> Iterator[str]:
-    server: WSGIServer = make_server("127.0.0.1", 0, _app(), handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
