@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -27,6 +28,7 @@ from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
 from invoices.services import invoice_mark_uncollectible, invoice_void, tax_rate_create
 from paymenter.errors import PaymenterError
 from paymenter.money import Money
+from paymenter.principals import StaffPrincipal
 
 if TYPE_CHECKING:
     _InvoiceAdminBase = admin.ModelAdmin[Invoice]
@@ -205,33 +207,44 @@ class InvoiceAdmin(_InvoiceAdminBase):
 
     @admin.action(description="Void selected invoices", permissions=["void"])
     def void_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        principal = staff_principal(request)
-        voided = 0
-        for invoice in queryset.order_by("pk"):
-            try:
-                invoice_void(principal=principal, invoice_id=invoice.pk, reason=ADMIN_VOID_REASON)
-            except PaymenterError as exc:
-                self.message_user(request, f"{invoice}: not voided: {exc.message}", level=messages.ERROR)
-            else:
-                voided += 1
-        if voided:
-            self.message_user(request, f"Voided {voided} invoice(s).", level=messages.SUCCESS)
+        self._apply_to_each(
+            request,
+            queryset,
+            lambda principal, pk: invoice_void(principal=principal, invoice_id=pk, reason=ADMIN_VOID_REASON),
+            done="Voided",
+        )
 
     @admin.action(description="Mark selected invoices uncollectible", permissions=["void"])
     def mark_uncollectible_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        self._apply_to_each(
+            request,
+            queryset,
+            lambda principal, pk: invoice_mark_uncollectible(
+                principal=principal, invoice_id=pk, reason=ADMIN_UNCOLLECTIBLE_REASON
+            ),
+            done="Marked uncollectible",
+        )
+
+    def _apply_to_each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Invoice],
+        service: Callable[[StaffPrincipal, Any], object],
+        *,
+        done: str,
+    ) -> None:
+        """One service call (one transaction) per invoice; refusals are reported, not raised."""
         principal = staff_principal(request)
-        marked = 0
+        succeeded = 0
         for invoice in queryset.order_by("pk"):
             try:
-                invoice_mark_uncollectible(
-                    principal=principal, invoice_id=invoice.pk, reason=ADMIN_UNCOLLECTIBLE_REASON
-                )
+                service(principal, invoice.pk)
             except PaymenterError as exc:
                 self.message_user(request, f"{invoice}: not changed: {exc.message}", level=messages.ERROR)
             else:
-                marked += 1
-        if marked:
-            self.message_user(request, f"Marked {marked} invoice(s) uncollectible.", level=messages.SUCCESS)
+                succeeded += 1
+        if succeeded:
+            self.message_user(request, f"{done}: {succeeded} invoice(s).", level=messages.SUCCESS)
 
 
 @admin.register(TaxRate)

@@ -58,6 +58,17 @@ def _line_inputs(lines: list[dict[str, Any]]) -> list[O2SLine]:
     return [O2SLine(**line) for line in lines]
 
 
+def _invoice_request(request: Request) -> dict[str, Any]:
+    """The validated body of a create or preview request, as service keyword arguments."""
+    data = validated(InvoiceCreateRequestSerializer, request.data)
+    return {
+        "customer_id": data.get("customer"),
+        "customer_external_id": data.get("customer_external_id"),
+        "currency": data["currency"],
+        "lines": _line_inputs(data["lines"]),
+    }
+
+
 def _invoice_data(invoice: Invoice, request: Request) -> dict[str, Any]:
     return dict(InvoiceSerializer(invoice, context={"request": request}).data)
 
@@ -127,14 +138,7 @@ class InvoicesView(O2SIdempotentPostView):
         return super().post(request, *args, **kwargs)
 
     def perform_post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        data = validated(InvoiceCreateRequestSerializer, request.data)
-        invoice = o2s_invoice_create(
-            principal=self.principal,
-            customer_id=data.get("customer"),
-            customer_external_id=data.get("customer_external_id"),
-            currency=data["currency"],
-            lines=_line_inputs(data["lines"]),
-        )
+        invoice = o2s_invoice_create(principal=self.principal, **_invoice_request(request))
         return Response(
             _invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice.id), request),
             status=status.HTTP_201_CREATED,
@@ -156,14 +160,7 @@ class InvoicePreviewView(O2SIdempotentPostView):
         return super().post(request, *args, **kwargs)
 
     def perform_post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        data = validated(InvoiceCreateRequestSerializer, request.data)
-        preview = o2s_invoice_preview(
-            principal=self.principal,
-            customer_id=data.get("customer"),
-            customer_external_id=data.get("customer_external_id"),
-            currency=data["currency"],
-            lines=_line_inputs(data["lines"]),
-        )
+        preview = o2s_invoice_preview(principal=self.principal, **_invoice_request(request))
         return Response(InvoicePreviewSerializer(preview_document(preview)).data)
 
 

@@ -270,7 +270,7 @@ def test_void_refusal_is_reported_and_changes_nothing(customer: Customer, system
 
     assert response.status_code == 302
     messages = [str(m) for m in response.wsgi_request._messages]
-    assert any("not voided" in m for m in messages), messages
+    assert any("not changed: An invoice that is void cannot be voided" in m for m in messages), messages
     assert count_events("invoice.voided", invoice.pk) == 1
 
 
@@ -435,3 +435,18 @@ def test_catalogue_changes_are_audited_with_their_prices(system_principal: Syste
     assert (event.actor_type, event.actor_id) == ("staff", str(user.pk))
     assert event.payload["created"] is True
     assert event.payload["prices_minor"] == {"AUD": 9000, "USD": 6000}
+
+
+def test_admin_marks_an_invoice_uncollectible(customer: Customer, system_principal: SystemPrincipal) -> None:
+    invoice = make_invoice(customer)
+    client, user = staff_client("admin")
+
+    response = client.post(
+        reverse("admin:invoices_invoice_changelist"),
+        {"action": "mark_uncollectible_selected", "_selected_action": [str(invoice.pk)]},
+    )
+
+    assert response.status_code == 302
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.UNCOLLECTIBLE
+    event = AuditEvent.objects.get(action="invoice.marked_uncollectible", object_id=str(invoice.pk))
+    assert (event.actor_type, event.actor_id) == ("staff", str(user.pk))
