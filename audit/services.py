@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -19,6 +21,12 @@ from paymenter.principals import Principal
 ANONYMOUS_ACTOR = "anonymous"
 REQUEST_ID_MAX_LENGTH = 128
 HMAC_KEYS_SETTING = "AUDIT_HMAC_KEYS"
+
+
+# Events waiting for the end of the innermost open ``audit_deferred`` block, if any.
+_pending: contextvars.ContextVar[list[AuditEvent] | None] = contextvars.ContextVar(
+    "paymenter_audit_pending", default=None
+)
 
 
 def audit_record(
@@ -38,9 +46,10 @@ def audit_record(
     the actor is ``anonymous``. The payload is redacted (card numbers, secrets) and
     normalised to plain JSON before it is signed and stored.
 
-    Appending locks the single chain-head row (``SELECT ... FOR UPDATE``) until the
-    caller's transaction ends, so concurrent writers form one gap-free linear chain. Keep
-    the audit call near the end of the transaction to hold that lock briefly.
+    Inside an :func:`audit_deferred` block (every ``rls.unit_of_work`` and API request
+    opens one) the event is queued and appended, still in this transaction, when the
+    block ends; its ``sequence``, ``occurred_at``, ``prev_hash`` and ``hmac`` are set then.
+    Otherwise it is appended at once.
     """
     connection = connections[DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block:
@@ -48,49 +57,92 @@ def audit_record(
 
     actor = principal if principal is not None else rls.current_principal()
     context = request_context.current()
-    ring = keyring.from_settings(HMAC_KEYS_SETTING)
-    stored_payload: dict[str, Any] = chain.normalise_payload(redaction.redact(dict(payload or {})))
-
-    try:
-        head = AuditChainHead.objects.select_for_update(no_key=True).get(pk=CHAIN_HEAD_ID)
-    except AuditChainHead.DoesNotExist as exc:
-        raise AuditChainHeadMissingError() from exc
-
-    fields = chain.ChainFields(
-        sequence=head.last_sequence + 1,
-        occurred_at=timezone.now(),  # taken under the lock: non-decreasing along the chain
+    event = AuditEvent(
         actor_type=actor.actor_type if actor is not None else ANONYMOUS_ACTOR,
         actor_id=actor.actor_id if actor is not None else "",
         action=str(action),
         object_type=object_type,
         object_id=object_id,
         customer_id=customer_id,
-        payload=stored_payload,
+        payload=chain.normalise_payload(redaction.redact(dict(payload or {}))),
         request_id=(context.request_id if context is not None else "")[:REQUEST_ID_MAX_LENGTH],
         ip=chain.normalise_ip(context.client_ip if context is not None else None),
-        prev_hash=head.last_hash,
-        key_id=ring.primary_id,
     )
-    signature = chain.compute_hmac(fields, key=ring.primary)
-    event = AuditEvent(
-        sequence=fields.sequence,
-        occurred_at=fields.occurred_at,
-        actor_type=fields.actor_type,
-        actor_id=fields.actor_id,
-        action=fields.action,
-        object_type=fields.object_type,
-        object_id=fields.object_id,
-        customer_id=fields.customer_id,
-        payload=fields.payload,
-        request_id=fields.request_id,
-        ip=fields.ip,
-        prev_hash=fields.prev_hash,
-        hmac=signature,
-        key_id=fields.key_id,
-    )
-    event.save(force_insert=True)
-
-    head.last_sequence = fields.sequence
-    head.last_hash = signature
-    head.save(update_fields=["last_sequence", "last_hash"])
+    pending = _pending.get()
+    if pending is not None:
+        pending.append(event)
+    else:
+        _append_to_chain([event])
     return event
+
+
+@contextmanager
+def audit_deferred() -> Iterator[None]:
+    """Queue the block's audit events and append them together when it ends.
+
+    Appending locks the single chain-head row until the transaction ends and so
+    serializes every audited write: deferring it to the end of the unit of work keeps that
+    section to one INSERT plus the COMMIT (docs/performance.md). Use it *inside* the
+    transaction (or savepoint) of the writes it records: when the block raises, its events
+    are dropped just as its writes are rolled back. A nested block hands its events to the
+    enclosing one; the outermost appends them.
+    """
+    if not connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        raise AuditOutsideTransactionError()
+    parent = _pending.get()
+    batch: list[AuditEvent] = []
+    token = _pending.set(batch)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    if parent is not None:
+        parent.extend(batch)
+    elif batch:
+        _append_to_chain(batch)
+
+
+def _append_to_chain(events: list[AuditEvent]) -> None:
+    """Link and sign ``events`` after the current head, insert them, move the head.
+
+    Locks the single chain-head row (``SELECT ... FOR UPDATE``) until the transaction
+    ends, so concurrent writers form one gap-free linear chain.
+    """
+    ring = keyring.from_settings(HMAC_KEYS_SETTING)
+    try:
+        head = AuditChainHead.objects.select_for_update(no_key=True).get(pk=CHAIN_HEAD_ID)
+    except AuditChainHead.DoesNotExist as exc:
+        raise AuditChainHeadMissingError() from exc
+    occurred_at = timezone.now()  # taken under the lock: non-decreasing along the chain
+    sequence, prev_hash = head.last_sequence, head.last_hash
+    for event in events:
+        sequence += 1
+        fields = chain.ChainFields(
+            sequence=sequence,
+            occurred_at=occurred_at,
+            actor_type=event.actor_type,
+            actor_id=event.actor_id,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            customer_id=event.customer_id,
+            payload=event.payload,
+            request_id=event.request_id,
+            ip=event.ip,
+            prev_hash=prev_hash,
+            key_id=ring.primary_id,
+        )
+        event.sequence = sequence
+        event.occurred_at = occurred_at
+        event.prev_hash = prev_hash
+        event.key_id = ring.primary_id
+        event.hmac = chain.compute_hmac(fields, key=ring.primary)
+        prev_hash = event.hmac
+    if len(events) == 1:
+        events[0].save(force_insert=True)
+    else:
+        AuditEvent.objects.bulk_create(events)
+    for event in events:  # the head's trigger lets it advance one step per UPDATE
+        head.last_sequence = event.sequence
+        head.last_hash = event.hmac
+        head.save(update_fields=["last_sequence", "last_hash"])

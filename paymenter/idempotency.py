@@ -36,6 +36,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.services import audit_deferred
 from paymenter.errors import PaymenterError
 from paymenter.models import IdempotencyRecord
 
@@ -179,7 +180,9 @@ def _run_in_transaction(
     in someone else's transaction, so commit really means committed.
     """
     refusal: PaymenterError | None = None
-    with transaction.atomic(durable=True):
+    # audit events of the request are appended last, after the stored response: the
+    # chain-head lock then spans only that INSERT and the COMMIT (docs/performance.md)
+    with transaction.atomic(durable=True), audit_deferred():
         if before is not None:
             answer = before()
             if answer is not None:

@@ -113,7 +113,10 @@ def unit_of_work(principal: Principal) -> Iterator[Principal]:
     The principal a service is given is the one PostgreSQL enforces, whatever the
     caller had active. Not ``durable``: an API request wraps the service in the
     transaction that also stores its idempotent response (docs/idempotency.md), so the
-    service becomes a savepoint there and both commit or neither does.
+    service becomes a savepoint there and both commit or neither does. Its audit events
+    are appended to the chain together at its end (``audit.services.audit_deferred``).
     """
-    with acting_as(principal), transaction.atomic():
+    from audit.services import audit_deferred  # noqa: PLC0415 - audit imports this module
+
+    with acting_as(principal), transaction.atomic(), audit_deferred():
         yield principal
