@@ -117,26 +117,11 @@ def _append_to_chain(events: list[AuditEvent]) -> None:
     sequence, prev_hash = head.last_sequence, head.last_hash
     for event in events:
         sequence += 1
-        fields = chain.ChainFields(
-            sequence=sequence,
-            occurred_at=occurred_at,
-            actor_type=event.actor_type,
-            actor_id=event.actor_id,
-            action=event.action,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            customer_id=event.customer_id,
-            payload=event.payload,
-            request_id=event.request_id,
-            ip=event.ip,
-            prev_hash=prev_hash,
-            key_id=ring.primary_id,
-        )
         event.sequence = sequence
         event.occurred_at = occurred_at
         event.prev_hash = prev_hash
         event.key_id = ring.primary_id
-        event.hmac = chain.compute_hmac(fields, key=ring.primary)
+        event.hmac = chain.compute_hmac(chain_fields_of(event), key=ring.primary)
         prev_hash = event.hmac
     if len(events) == 1:
         events[0].save(force_insert=True)
@@ -146,3 +131,22 @@ def _append_to_chain(events: list[AuditEvent]) -> None:
         head.last_sequence = event.sequence
         head.last_hash = event.hmac
         head.save(update_fields=["last_sequence", "last_hash"])
+
+
+def chain_fields_of(event: AuditEvent) -> chain.ChainFields:
+    """What the HMAC covers, read from a row (to sign it, or to verify it)."""
+    return chain.ChainFields(
+        sequence=event.sequence,
+        occurred_at=event.occurred_at,
+        actor_type=event.actor_type,
+        actor_id=event.actor_id,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        customer_id=event.customer_id,
+        payload=event.payload,
+        request_id=event.request_id,
+        ip=event.ip,
+        prev_hash=event.prev_hash,
+        key_id=event.key_id,
+    )

@@ -16,7 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from audit import chain
 from audit.models import CHAIN_HEAD_ID, GENESIS_HASH, AuditChainHead, AuditEvent
-from audit.services import HMAC_KEYS_SETTING
+from audit.services import HMAC_KEYS_SETTING, chain_fields_of
 from paymenter import keyring
 
 DEFAULT_CHUNK_SIZE = 2000
@@ -42,24 +42,6 @@ class VerificationResult:
     detail: str = ""
     head_sequence: int = 0
     head_hash: str = GENESIS_HASH
-
-
-def fields_of(event: AuditEvent) -> chain.ChainFields:
-    return chain.ChainFields(
-        sequence=event.sequence,
-        occurred_at=event.occurred_at,
-        actor_type=event.actor_type,
-        actor_id=event.actor_id,
-        action=event.action,
-        object_type=event.object_type,
-        object_id=event.object_id,
-        customer_id=event.customer_id,
-        payload=event.payload,
-        request_id=event.request_id,
-        ip=event.ip,
-        prev_hash=event.prev_hash,
-        key_id=event.key_id,
-    )
 
 
 def _rows_beyond_head(*, using: str) -> int | None:
@@ -124,7 +106,7 @@ def verify_chain(*, using: str = DEFAULT_DB_ALIAS, chunk_size: int = DEFAULT_CHU
                     f"row #{event.sequence} names unknown key id {event.key_id!r}",
                     checked,
                 )
-            if not chain.hmac_matches(fields_of(event), key=key, expected=event.hmac):
+            if not chain.hmac_matches(chain_fields_of(event), key=key, expected=event.hmac):
                 return broken(
                     event.sequence,
                     BreakReason.HMAC_MISMATCH,

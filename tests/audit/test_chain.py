@@ -12,8 +12,8 @@ from django.db import transaction
 from audit import chain
 from audit.actions import AuditAction
 from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
-from audit.services import audit_record
-from audit.verification import fields_of, verify_chain
+from audit.services import audit_record, chain_fields_of
+from audit.verification import verify_chain
 from paymenter import keyring, request_context, rls
 from paymenter.principals import CustomerPrincipal, StaffPrincipal, SystemPrincipal
 
@@ -109,7 +109,7 @@ def test_stored_row_recomputes_to_its_hmac_with_the_named_key(system_principal: 
     assert (stored.request_id, stored.ip, stored.key_id) == ("req-0123456789", "2001:db8::1", ring.primary_id)
     assert stored.payload == {"before": {"status": "draft"}, "after": {"status": "issued"}, "total_minor": 12345}
     assert stored.occurred_at.tzinfo is not None
-    assert stored.hmac == chain.compute_hmac(fields_of(stored), key=ring.get(stored.key_id))
+    assert stored.hmac == chain.compute_hmac(chain_fields_of(stored), key=ring.get(stored.key_id))
     assert stored.hmac == created.hmac
 
 
