@@ -46,7 +46,7 @@ def audit_record(
     the actor is ``anonymous``. The payload is redacted (card numbers, secrets) and
     normalised to plain JSON before it is signed and stored.
 
-    Inside an :func:`audit_deferred` block (every ``rls.unit_of_work`` and API request
+    Inside an :func:`audit_deferred` block (every ``audit.unit_of_work.unit_of_work`` and API request
     opens one) the event is queued and appended, still in this transaction, when the
     block ends; its ``sequence``, ``occurred_at``, ``prev_hash`` and ``hmac`` are set then.
     Otherwise it is appended at once.

@@ -174,9 +174,9 @@ def create_fixtures() -> dict[str, str]:
     import django  # noqa: PLC0415 - the runner itself never loads Django
 
     django.setup()
-    from billing.api_keys import api_key_create  # noqa: PLC0415 - needs the app registry
     from billing.models import Product, ProductPrice, TaxTreatment  # noqa: PLC0415
     from billing.services import customer_create  # noqa: PLC0415
+    from o2s.services import api_key_create  # noqa: PLC0415 - needs the app registry
     from paymenter.principals import SystemPrincipal  # noqa: PLC0415
     from paymenter.rls import acting_as  # noqa: PLC0415
 

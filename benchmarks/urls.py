@@ -3,8 +3,8 @@
 from django.urls import path
 
 from benchmarks.views import baseline_view
-from paymenter.urls import handler400, handler403, handler404, handler500
-from paymenter.urls import urlpatterns as paymenter_urlpatterns
+from config.urls import handler400, handler403, handler404, handler500
+from config.urls import urlpatterns as paymenter_urlpatterns
 
 __all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
 

@@ -17,15 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from billing.models import Customer, CustomerMembership, Product, ProductPrice
-from billing.products import product_audit_saved
 from billing.selectors import mask_pii
-from billing.services import CONTACT_FIELDS, customer_create, customer_update
+from billing.services import CONTACT_FIELDS, customer_create, customer_update, product_save
 from paymenter.errors import PaymenterError
-from paymenter.principals import StaffPrincipal
+from paymenter.principals import staff_principal
 
 if TYPE_CHECKING:
     _CustomerAdminBase = admin.ModelAdmin[Customer]
@@ -44,14 +42,6 @@ FIELDS = ("external_id", "billing_country", *PII_FIELDS, "created_at", "updated_
 
 def can_see_pii(request: HttpRequest) -> bool:
     return bool(request.user.has_perm(PII_PERMISSION))
-
-
-def staff_principal(request: HttpRequest) -> StaffPrincipal:
-    """The acting staff member, as the services and the audit trail name them."""
-    user = request.user
-    if user.pk is None:  # the admin only lets logged-in staff this far
-        raise PermissionDenied
-    return StaffPrincipal(user_id=user.pk, username=str(getattr(user, "username", "")))
 
 
 class CustomerAdminForm(_CustomerFormBase):
@@ -275,7 +265,20 @@ class ProductAdmin(_ProductAdminBase):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        """Nothing yet: the product is saved with its prices by ``product_save`` in
+        :meth:`save_related`, where the price inlines are known."""
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        # same transaction as the admin's save: the product and its prices as stored now
-        product_audit_saved(principal=staff_principal(request), product=form.instance, created=not change)
+        prices = {
+            inline.cleaned_data["currency"]: inline.cleaned_data["unit_amount_minor"]
+            for formset in formsets
+            for inline in formset.forms
+            if inline.cleaned_data and not inline.cleaned_data.get("DELETE")
+        }
+        product_save(principal=staff_principal(request), product=form.instance, prices=prices)
+
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+        # the price inlines were written by product_save, not saved as formsets; the prices
+        # as saved are on the audit trail (product.saved)
+        return super().construct_change_message(request, form, [], add)

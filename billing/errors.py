@@ -1,4 +1,4 @@
-"""Error codes of the billing app (customers)."""
+"""Error codes of the billing app (customers and the product catalogue)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,42 @@ class CustomerNotFoundError(BillingError):
 
     def __init__(self) -> None:
         super().__init__(code=BillingErrorCode.CUSTOMER_NOT_FOUND, message="No such customer.")
+
+
+class ProductErrorCode(StrEnum):
+    UNKNOWN_PRODUCT = "unknown_product"
+    PRODUCT_NOT_PRICED_IN_CURRENCY = "product_not_priced_in_currency"
+    PRODUCT_NOT_FOUND = "product_not_found"
+
+
+class UnknownProductError(PaymenterError):
+    """An invoice line names a product code the catalogue does not have (or retired)."""
+
+    status_code = 422
+
+    def __init__(self, *, code: str, field: str = "product_code") -> None:
+        super().__init__(
+            code=ProductErrorCode.UNKNOWN_PRODUCT,
+            message=f"There is no active product with code {code!r}.",
+            fields={field: ["unknown product"]},
+        )
+
+
+class ProductNotPricedError(PaymenterError):
+    """The product exists but has no price in the invoice currency."""
+
+    status_code = 422
+
+    def __init__(self, *, code: str, currency: str, field: str = "product_code") -> None:
+        super().__init__(
+            code=ProductErrorCode.PRODUCT_NOT_PRICED_IN_CURRENCY,
+            message=f"Product {code!r} has no price in {currency}.",
+            fields={field: [f"no price in {currency}"]},
+        )
+
+
+class ProductNotFoundError(PaymenterError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__(code=ProductErrorCode.PRODUCT_NOT_FOUND, message="No such product.")

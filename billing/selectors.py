@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from billing.errors import CustomerNotFoundError
-from billing.models import Customer, CustomerMembership
+from billing.errors import CustomerNotFoundError, ProductNotFoundError, ProductNotPricedError, UnknownProductError
+from billing.models import Customer, CustomerMembership, Product, ProductPrice
 from paymenter import rls
 from paymenter.encryption import blind_index
-from paymenter.principals import CustomerPrincipal, Principal
+from paymenter.principals import CustomerPrincipal, Principal, StaffPrincipal
 
 EMAIL_INDEX_PURPOSE = "customer.email"
 
@@ -65,3 +65,44 @@ def mask_pii(value: str | None) -> str:
         local, _, domain = value.partition("@")
         return f"{local[:1]}***@{domain[:1]}***"
     return f"{value[:1]}***"
+
+
+def principal_for_user(user: object) -> Principal | None:
+    """Who a logged-in Django user acts as: staff with staff scope, portal users with
+    their customers' scope; ``None`` for anonymous or inactive users."""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return None
+    user_id: int = user.pk  # type: ignore[attr-defined]
+    if getattr(user, "is_staff", False):
+        return StaffPrincipal(user_id=user_id, username=str(getattr(user, "username", "")))
+    return CustomerPrincipal(user_id=user_id, customer_ids=customer_ids_for_user(user_id=user_id))
+
+
+# --- the product catalogue (managed by staff in the admin; the API only reads it) ---------
+
+
+def products_active() -> QuerySet[Product]:
+    """Active products, ordered by code, with their prices prefetched (two queries)."""
+    return Product.objects.filter(active=True).prefetch_related(
+        Prefetch("prices", queryset=ProductPrice.objects.order_by("currency"))
+    )
+
+
+def product_get(*, code: str) -> Product:
+    try:
+        return products_active().get(code=code)
+    except Product.DoesNotExist as exc:
+        raise ProductNotFoundError() from exc
+
+
+def product_price_for(*, code: str, currency: str, field: str = "product_code") -> tuple[Product, int]:
+    """The active product ``code`` and its unit price (minor units, GST-exclusive) in
+    ``currency``. ``field`` names the input field in the errors (``lines.0.product_code``)."""
+    product = Product.objects.filter(code=code, active=True).first()
+    if product is None:
+        raise UnknownProductError(code=code, field=field)
+    price = ProductPrice.objects.filter(product=product, currency=currency).values_list("unit_amount_minor", flat=True)
+    amount = price.first()
+    if amount is None:
+        raise ProductNotPricedError(code=code, currency=currency, field=field)
+    return product, int(amount)

@@ -5,22 +5,24 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from guardian.shortcuts import assign_perm
 
 from audit.actions import AuditAction
 from audit.services import audit_record
+from audit.unit_of_work import unit_of_work
 from billing.errors import DuplicateCustomerError, InvalidCustomerError
-from billing.models import Customer, CustomerMembership
+from billing.models import Customer, CustomerMembership, Product, ProductPrice
 from billing.selectors import EMAIL_INDEX_PURPOSE, customer_get
 from paymenter import rls
 from paymenter.encryption import blind_index
-from paymenter.principals import Principal
+from paymenter.principals import Principal, SystemPrincipal
 
 ADDRESS_KEYS = frozenset({"line1", "line2", "city", "region", "postcode", "country"})
 CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "tax_id")
@@ -111,7 +113,7 @@ def customer_create(
         **contact,
     )
     try:
-        with rls.unit_of_work(principal):
+        with unit_of_work(principal):
             customer.save(force_insert=True)
             audit_record(
                 action=AuditAction.CUSTOMER_CREATED,
@@ -134,7 +136,7 @@ def customer_update(*, principal: Principal, customer_id: uuid.UUID | str, chang
     contact = _clean_contact(changes, partial=True)
     country = _clean_country(changes["billing_country"]) if "billing_country" in changes else None
     try:
-        with rls.unit_of_work(principal):
+        with unit_of_work(principal):
             customer = customer_get(principal=principal, customer_id=customer_id)
             customer = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
             changed: list[str] = []
@@ -184,7 +186,7 @@ def customer_grant_access(
     allowed = {"view_customer_invoices", "pay_customer_invoices"}
     if not perms or not set(perms) <= allowed:
         raise InvalidCustomerError({"permissions": [f"choose from {sorted(allowed)}"]})
-    with rls.unit_of_work(principal):
+    with unit_of_work(principal):
         customer = customer_get(principal=principal, customer_id=customer_id)
         membership, _ = CustomerMembership.objects.get_or_create(customer=customer, user=user)
         for perm in perms:
@@ -198,3 +200,102 @@ def customer_grant_access(
             payload={"user_id": user.pk, "permissions": perms},
         )
     return membership
+
+
+# --- the product catalogue -----------------------------------------------------------------
+
+
+def product_save(*, principal: Principal, product: Product, prices: Mapping[str, int]) -> Product:
+    """Save a catalogue product (new or changed) and set its prices (GST-exclusive minor
+    units per currency), audited in the same transaction: prices decide what O2S invoices
+    charge. A currency not named keeps its price; prices are never deleted."""
+    with unit_of_work(principal):
+        created = product.pk is None
+        product.save()
+        for currency, unit_amount_minor in sorted(prices.items()):
+            ProductPrice.objects.update_or_create(
+                product=product, currency=currency, defaults={"unit_amount_minor": unit_amount_minor}
+            )
+        audit_record(
+            action=AuditAction.PRODUCT_SAVED,
+            principal=principal,
+            object_type="product",
+            object_id=str(product.id),
+            payload={
+                "created": created,
+                "code": product.code,
+                "description": product.description,
+                "tax_treatment": product.tax_treatment,
+                "active": product.active,
+                "prices_minor": dict(
+                    ProductPrice.objects.filter(product=product)
+                    .order_by("currency")
+                    .values_list("currency", "unit_amount_minor")
+                ),
+            },
+        )
+    return product
+
+
+# --- the e-mail blind index after BLIND_INDEX_KEY changed (docs/encryption.md) ------------
+
+
+DEFAULT_REINDEX_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class BlindIndexReport:
+    rows_scanned: int
+    rows_updated: int
+    dry_run: bool
+
+
+def _reindex_batch(*, principal: SystemPrincipal, after: Any, size: int, dry_run: bool) -> tuple[Any, int, int] | None:
+    """Recompute the email index of up to ``size`` customers with pk > ``after`` in one
+    transaction; returns (last pk, rows scanned, rows changed), or None when done."""
+    with transaction.atomic():
+        queryset = Customer.objects.select_for_update(no_key=True).order_by("pk")
+        if after is not None:
+            queryset = queryset.filter(pk__gt=after)
+        rows = list(queryset[:size])
+        if not rows:
+            return None
+        changed = 0
+        for customer in rows:
+            index = blind_index(customer.email, purpose=EMAIL_INDEX_PURPOSE)
+            if index == customer.email_index:
+                continue
+            changed += 1
+            if not dry_run:
+                customer.email_index = index
+                customer.save(update_fields=["email_index"])
+        if changed and not dry_run:
+            audit_record(
+                action=AuditAction.ENCRYPTION_KEY_ROTATED,
+                principal=principal,
+                object_type="model",
+                object_id=Customer._meta.label,
+                payload={"model": Customer._meta.label, "fields": ["email_index"], "rows_reindexed": changed},
+            )
+        return rows[-1].pk, len(rows), changed
+
+
+def customer_email_index_recompute(
+    *, principal: SystemPrincipal, batch_size: int = DEFAULT_REINDEX_BATCH_SIZE, dry_run: bool = False
+) -> BlindIndexReport:
+    """Recompute ``Customer.email_index`` from the decrypted email under the current
+    ``BLIND_INDEX_KEY`` (after that key changed). Idempotent; batches commit separately.
+
+    Lookups by email miss for customers not yet recomputed, so run it straight after
+    deploying the new key (see docs/encryption.md).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    scanned = updated = 0
+    after: Any = None
+    with rls.acting_as(principal):
+        while outcome := _reindex_batch(principal=principal, after=after, size=batch_size, dry_run=dry_run):
+            after, batch_scanned, batch_updated = outcome
+            scanned += batch_scanned
+            updated += batch_updated
+    return BlindIndexReport(rows_scanned=scanned, rows_updated=updated, dry_run=dry_run)

@@ -21,14 +21,14 @@ from django.contrib import admin, messages
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 
-from billing.admin import can_see_pii, staff_principal
+from billing.admin import can_see_pii
 from billing.selectors import mask_pii
 from invoices import checksum
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
 from invoices.services import invoice_mark_uncollectible, invoice_void, tax_rate_create
 from paymenter.errors import PaymenterError
 from paymenter.money import Money
-from paymenter.principals import StaffPrincipal
+from paymenter.principals import StaffPrincipal, staff_principal
 
 if TYPE_CHECKING:
     _InvoiceAdminBase = admin.ModelAdmin[Invoice]

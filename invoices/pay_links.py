@@ -78,7 +78,7 @@ def pay_link_url(*, invoice: Invoice, request: HttpRequest | None = None) -> str
     ``request`` is accepted for call sites that have one and deliberately ignored: the
     ``Host`` header is client-controlled, and a link that is e-mailed must not inherit it.
     """
-    path = reverse("invoices:hosted-invoice", kwargs={"token": pay_link_token(invoice=invoice)})
+    path = reverse("portal:hosted-invoice", kwargs={"token": pay_link_token(invoice=invoice)})
     return f"{settings.PUBLIC_BASE_URL}{path}"
 
 

@@ -46,3 +46,10 @@ def invoice_get_for_pay_link(*, invoice_id: uuid.UUID, customer_id: uuid.UUID) -
         )
     except Invoice.DoesNotExist as exc:
         raise InvoiceNotFoundError() from exc
+
+
+def invoice_get_for_update(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
+    """The invoice ``principal`` may see, locked (``FOR NO KEY UPDATE``) until the end of
+    the caller's transaction; not-found exactly as :func:`invoice_get`."""
+    visible = invoice_get(principal=principal, invoice_id=invoice_id)
+    return Invoice.objects.select_for_update(no_key=True).get(pk=visible.pk)

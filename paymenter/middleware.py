@@ -1,4 +1,5 @@
-"""Request id and acting principal for every request."""
+"""Request id and client address for every request (the acting principal is set by the
+channel that knows who is acting: ``portal.middleware``, ``o2s.api.base``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from paymenter import request_context, rls
+from paymenter import request_context
 from paymenter.client_ip import client_ip
-from paymenter.principals import CustomerPrincipal, Principal, StaffPrincipal
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -34,33 +34,3 @@ class RequestContextMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
-
-
-def principal_for_user(user: object) -> Principal | None:
-    """Staff users act with staff scope; portal users with their customers' scope."""
-    from billing.selectors import customer_ids_for_user  # noqa: PLC0415 - app registry
-
-    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        return None
-    user_id: int = user.pk  # type: ignore[attr-defined]
-    if getattr(user, "is_staff", False):
-        return StaffPrincipal(user_id=user_id, username=str(getattr(user, "username", "")))
-    return CustomerPrincipal(user_id=user_id, customer_ids=customer_ids_for_user(user_id=user_id))
-
-
-class PrincipalMiddleware:
-    """Runs the rest of the request as the logged-in user's principal (RLS + ORM scope).
-
-    Anonymous requests run with no principal: customer data is invisible to them unless a
-    view establishes a narrower principal itself (e.g. a verified signed payment link).
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        principal = principal_for_user(request.user)
-        if principal is None:
-            return self.get_response(request)
-        with rls.acting_as(principal):
-            return self.get_response(request)

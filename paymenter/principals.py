@@ -10,6 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
 
 class ScopeKind(StrEnum):
     """Values of the ``paymenter.scope`` transaction setting the RLS policies read."""
@@ -93,3 +96,12 @@ class ApiKeyPrincipal:
 
 
 Principal = CustomerPrincipal | StaffPrincipal | SystemPrincipal | ApiKeyPrincipal
+
+
+def staff_principal(request: HttpRequest) -> StaffPrincipal:
+    """The staff member acting in an admin request, as the services and the audit trail
+    name them. The admin lets only logged-in staff this far; anything else is refused."""
+    user = request.user
+    if user.pk is None or not getattr(user, "is_staff", False):
+        raise PermissionDenied
+    return StaffPrincipal(user_id=user.pk, username=str(getattr(user, "username", "")))

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 
 from paymenter.errors import PaymenterError
 from paymenter.principals import CustomerPrincipal, Principal
@@ -104,19 +104,3 @@ def acting_as(principal: Principal) -> Iterator[Principal]:
         _current.reset(token)
         if changed:
             _reapply_in_open_transactions()
-
-
-@contextmanager
-def unit_of_work(principal: Principal) -> Iterator[Principal]:
-    """An entry-point service's transaction, scoped to ``principal``.
-
-    The principal a service is given is the one PostgreSQL enforces, whatever the
-    caller had active. Not ``durable``: an API request wraps the service in the
-    transaction that also stores its idempotent response (docs/idempotency.md), so the
-    service becomes a savepoint there and both commit or neither does. Its audit events
-    are appended to the chain together at its end (``audit.services.audit_deferred``).
-    """
-    from audit.services import audit_deferred  # noqa: PLC0415 - audit imports this module
-
-    with acting_as(principal), transaction.atomic(), audit_deferred():
-        yield principal

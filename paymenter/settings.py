@@ -51,6 +51,11 @@ INSTALLED_APPS = [
     "invoices",
     "gateways",
     "fraud",
+    # channels (docs/architecture.md)
+    "o2s",
+    "events",
+    "portal",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -60,12 +65,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "paymenter.middleware.PrincipalMiddleware",
+    "portal.middleware.PrincipalMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "paymenter.urls"
+ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "paymenter.wsgi.application"
 ASGI_APPLICATION = "paymenter.asgi.application"
 
@@ -148,19 +153,21 @@ O2S_CALLBACK_URL = env.str("O2S_CALLBACK_URL", default="")
 O2S_CALLBACK_SECRETS = env.str("O2S_CALLBACK_SECRETS", dev_default=DEV_DEFAULT_SECRETS["O2S_CALLBACK_SECRETS"])
 O2S_CALLBACK_TIMEOUT_SECONDS = env.int("O2S_CALLBACK_TIMEOUT_SECONDS", 10)
 # Retry schedule: base * 2**(attempt-1), capped, equal jitter; dead after the max age.
+# What each domain event causes: the subscription table of the channel layer (paymenter/outbox.py).
+OUTBOX_SUBSCRIPTIONS = "events.subscriptions.SUBSCRIPTIONS"
 OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", 30)
 OUTBOX_RETRY_MAX_DELAY_SECONDS = env.int("OUTBOX_RETRY_MAX_DELAY_SECONDS", 21_600)
 OUTBOX_MAX_AGE_SECONDS = env.int("OUTBOX_MAX_AGE_SECONDS", 259_200)  # 3 days
 OUTBOX_RELAY_INTERVAL_SECONDS = env.int("OUTBOX_RELAY_INTERVAL_SECONDS", 60)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-relay": {
-        "task": "paymenter.tasks.outbox_relay",
+        "task": "events.tasks.outbox_relay",
         "schedule": float(OUTBOX_RELAY_INTERVAL_SECONDS),
         # a relay queued during an outage is stale once the next one is due
         "options": {"expires": float(OUTBOX_RELAY_INTERVAL_SECONDS)},
     },
     "idempotency-purge": {
-        "task": "paymenter.tasks.idempotency_purge",
+        "task": "o2s.tasks.idempotency_purge",
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
@@ -263,7 +270,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "PREPROCESSING_HOOKS": ["billing.api.schema.only_o2s_api"],
+    "PREPROCESSING_HOOKS": ["o2s.api.schema.only_o2s_api"],
     "SECURITY": [{"ApiKey": []}],
     "ENUM_NAME_OVERRIDES": {
         "InvoiceStatusEnum": "invoices.models.InvoiceStatus",

@@ -16,6 +16,7 @@ from audit.actions import AuditAction
 from audit.errors import AuditOutsideTransactionError
 from audit.models import AuditEvent
 from audit.services import audit_deferred, audit_record
+from audit.unit_of_work import unit_of_work
 from audit.verification import verify_chain
 from paymenter import rls
 from paymenter.principals import SystemPrincipal
@@ -29,7 +30,7 @@ def _record(marker: str, index: int) -> AuditEvent:
 @pytest.mark.django_db
 def test_a_unit_of_work_appends_its_events_in_order_when_it_ends(system_principal: SystemPrincipal) -> None:
     marker = uuid.uuid4().hex
-    with rls.unit_of_work(system_principal):
+    with unit_of_work(system_principal):
         first, second = _record(marker, 1), _record(marker, 2)
         assert AuditEvent.objects.filter(object_id=marker).count() == 0  # queued, not yet linked
         assert first.hmac == ""
@@ -47,15 +48,15 @@ def test_a_nested_unit_that_fails_drops_its_events_with_its_writes(system_princi
     marker = uuid.uuid4().hex
 
     def refused_unit_of_work() -> None:
-        with rls.unit_of_work(system_principal):
+        with unit_of_work(system_principal):
             _record(marker, 2)
             raise RuntimeError("refused")
 
-    with rls.unit_of_work(system_principal):
+    with unit_of_work(system_principal):
         _record(marker, 1)
         with pytest.raises(RuntimeError):
             refused_unit_of_work()
-        with rls.unit_of_work(system_principal):
+        with unit_of_work(system_principal):
             _record(marker, 3)
 
     assert list(AuditEvent.objects.filter(object_id=marker).order_by("sequence").values_list("payload", flat=True)) == [
@@ -80,7 +81,7 @@ def test_the_chain_head_is_not_locked_while_a_unit_of_work_runs(committed_db: No
 
     def slow_unit_of_work() -> None:
         try:
-            with rls.unit_of_work(SystemPrincipal(label="test:slow")):
+            with unit_of_work(SystemPrincipal(label="test:slow")):
                 _record(marker, 1)
                 recorded.set()
                 released = release.wait(timeout=20)

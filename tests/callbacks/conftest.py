@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from billing.models import Customer
+from events.delivery import outbox_deliver_message
 from invoices.models import Invoice
 from paymenter import rls
 from paymenter.celery import app as celery_app
 from paymenter.models import OutboxMessage, OutboxStatus
-from paymenter.outbox_delivery import outbox_deliver_message
 from paymenter.principals import SystemPrincipal
 from tests.callbacks.receiver import Receiver, running_receiver
 from tests.factories import make_customer, make_invoice

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from billing.callback_signing import verify_callback_signature
+from o2s.callback_signing import verify_callback_signature
 
 
 @dataclass

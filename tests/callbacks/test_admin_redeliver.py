@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from billing.callbacks import CallbackEventType, o2s_callback_record
+from invoices.events import InvoiceEvent, invoice_event_record
 from paymenter import rls
 from paymenter.models import OutboxMessage, OutboxStatus
 from tests.callbacks.conftest import TEST_PRINCIPAL
@@ -36,7 +36,8 @@ def _dead_message() -> OutboxMessage:
     with rls.acting_as(TEST_PRINCIPAL):
         invoice = make_invoice(make_customer())
         with transaction.atomic():
-            event_id = o2s_callback_record(event_type=CallbackEventType.INVOICE_VOIDED, invoice=invoice)
+            [message] = invoice_event_record(event=InvoiceEvent.VOIDED, invoice=invoice)
+            event_id = message.event_id
         OutboxMessage.objects.filter(event_id=event_id).update(status=OutboxStatus.DEAD, attempts=9)
         return OutboxMessage.objects.get(event_id=event_id)
 

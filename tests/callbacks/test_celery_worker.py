@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import pytest
 from celery.contrib.testing.worker import start_worker
 
+from events.tasks import outbox_relay
 from invoices.models import Invoice
 from invoices.services import invoice_void
 from paymenter import rls
 from paymenter.celery import app as celery_app
 from paymenter.models import OutboxMessage, OutboxStatus
-from paymenter.tasks import outbox_relay
 from tests.callbacks.conftest import TEST_PRINCIPAL, broker_down, evt, outbox_row
 from tests.callbacks.receiver import Receiver
 from tests.factories import make_customer, make_invoice

@@ -12,12 +12,12 @@ import pytest
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from billing.callback_delivery import USER_AGENT, callback_body_bytes
+from events.delivery import outbox_deliver_message, outbox_redeliver
 from invoices.models import Invoice
 from invoices.services import invoice_void
+from o2s.callback_delivery import USER_AGENT, callback_body_bytes
 from paymenter import rls
 from paymenter.models import OutboxMessage, OutboxStatus
-from paymenter.outbox_delivery import outbox_deliver_message, outbox_redeliver
 from paymenter.principals import StaffPrincipal
 from tests.callbacks.conftest import TEST_PRINCIPAL, deliver_until_settled, evt, outbox_row
 from tests.callbacks.receiver import Receiver
@@ -131,7 +131,7 @@ def test_o2s_down_past_the_max_age_goes_dead_with_an_alert_and_can_be_redelivere
     event_id = _void(open_invoice)
     message_id = outbox_row(event_id).id
 
-    with caplog.at_level(logging.ERROR, logger="paymenter.outbox_delivery"):
+    with caplog.at_level(logging.ERROR, logger="events.delivery"):
         deliver_until_settled(message_id)
 
     dead = outbox_row(event_id)

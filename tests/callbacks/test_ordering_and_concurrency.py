@@ -8,12 +8,12 @@ import uuid
 import pytest
 from django.db import connection, transaction
 
-from billing.callbacks import CallbackEventType, o2s_callback_record
+from events.delivery import outbox_deliver_message, outbox_relay_due
+from invoices.events import InvoiceEvent, invoice_event_record
 from invoices.models import Invoice
 from invoices.services import invoice_void
 from paymenter import rls
 from paymenter.models import OutboxMessage, OutboxStatus
-from paymenter.outbox_delivery import outbox_deliver_message, outbox_relay_due
 from tests.callbacks.conftest import TEST_PRINCIPAL, evt, outbox_row, outbox_rows
 from tests.callbacks.receiver import Receiver
 from tests.factories import make_customer, make_invoice
@@ -26,9 +26,9 @@ MESSAGES = 6
 
 def _two_events(invoice: Invoice) -> tuple[uuid.UUID, uuid.UUID]:
     with rls.acting_as(TEST_PRINCIPAL), transaction.atomic():
-        first = o2s_callback_record(event_type=CallbackEventType.INVOICE_PAID, invoice=invoice)
-        second = o2s_callback_record(event_type=CallbackEventType.INVOICE_REFUNDED, invoice=invoice)
-    return first, second
+        [first] = invoice_event_record(event=InvoiceEvent.PAID, invoice=invoice)
+        [second] = invoice_event_record(event=InvoiceEvent.REFUNDED, invoice=invoice)
+    return first.event_id, second.event_id
 
 
 def test_events_of_one_invoice_are_delivered_in_order_even_if_the_later_is_tried_first(

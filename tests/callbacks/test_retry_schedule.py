@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from paymenter import outbox_delivery, rls
+from events.delivery import outbox_deliver_message, outbox_retry_delay
+from events.subscriptions import SUBSCRIPTIONS
+from paymenter import rls
 from paymenter.models import OutboxMessage, OutboxStatus
-from paymenter.outbox import outbox_enqueue
-from paymenter.outbox_delivery import outbox_deliver_message, outbox_retry_delay
+from paymenter.outbox import Subscription, outbox_enqueue
 from tests.callbacks.conftest import TEST_PRINCIPAL
 
 
@@ -29,19 +30,24 @@ def test_delay_doubles_up_to_the_cap_with_equal_jitter(attempts: int, nominal: i
     assert len(set(delays)) > 1  # jittered
 
 
+def _crash(message: OutboxMessage) -> None:
+    raise KeyError(message.topic)
+
+
+# the project's subscriptions plus a consumer whose handler crashes (settings.OUTBOX_SUBSCRIPTIONS)
+CRASHING_SUBSCRIPTIONS = (*SUBSCRIPTIONS, Subscription(topic="test.crash", event_types=frozenset(), handler=_crash))
+
+
 @pytest.mark.committed
 @pytest.mark.parametrize(
     ("handler", "expected_error"),
     [(None, "no handler registered for topic 'test.crash'"), ("crash", "handler error: KeyError")],
 )
 def test_a_missing_or_crashing_handler_is_a_retried_failure(
-    handler: str | None, expected_error: str, committed_db: None, monkeypatch: pytest.MonkeyPatch
+    handler: str | None, expected_error: str, committed_db: None, settings: Any
 ) -> None:
-    def crash(message: OutboxMessage) -> None:
-        raise KeyError(message.topic)
-
     if handler:
-        monkeypatch.setitem(outbox_delivery._handlers, "test.crash", crash)
+        settings.OUTBOX_SUBSCRIPTIONS = f"{__name__}.CRASHING_SUBSCRIPTIONS"
     with rls.acting_as(TEST_PRINCIPAL), transaction.atomic():
         message = outbox_enqueue(topic="test.crash", payload={"n": 1})
 

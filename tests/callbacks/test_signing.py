@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from billing.callback_delivery import callback_body_bytes, deliver_o2s_callback
-from billing.callback_signing import sign_callback, verify_callback_signature
+from o2s.callback_delivery import callback_body_bytes, deliver_o2s_callback
+from o2s.callback_signing import sign_callback, verify_callback_signature
 from paymenter.models import OutboxMessage
+from paymenter.outbox import OutboxHandlerError
 from tests.callbacks.receiver import running_receiver
 
 BODY = b'{"id":"evt_1","type":"invoice.voided"}'
@@ -80,8 +81,6 @@ def test_during_rotation_the_first_secret_signs_and_o2s_accepts_with_either_list
 
 
 def test_a_receiver_with_the_wrong_secret_refuses_and_nothing_counts_as_delivered(settings: Any) -> None:
-    from paymenter.outbox_delivery import OutboxHandlerError  # noqa: PLC0415
-
     settings.O2S_CALLBACK_SECRETS = "not-the-one-o2s-has"
     with running_receiver(["o2s-secret"]) as receiver:
         settings.O2S_CALLBACK_URL = receiver.url

@@ -12,7 +12,8 @@ from django.contrib.auth.models import AbstractUser, User
 from billing.models import Customer
 from billing.services import customer_create, customer_grant_access
 from invoices.models import Invoice
-from invoices.services import InvoiceLineInput, invoice_create
+from invoices.pricing import InvoiceLineInput
+from invoices.services import invoice_create
 from paymenter.principals import SystemPrincipal
 
 FACTORY_PRINCIPAL = SystemPrincipal(label="test:factory")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from billing.models import Customer
 from invoices import checksum, tax
 from invoices.models import Invoice, InvoiceLine, TaxCode
-from invoices.services import MAX_LINES, MAX_QUANTITY
+from invoices.pricing import MAX_LINES, MAX_QUANTITY
 from paymenter.money import round_half_up
 from paymenter.principals import SystemPrincipal
 from tests.factories import make_customer, make_invoice

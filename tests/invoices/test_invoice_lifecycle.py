@@ -25,15 +25,14 @@ from invoices.errors import (
     PaymentAmountMismatchError,
 )
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
+from invoices.pricing import InvoiceLineInput, seller_today
 from invoices.services import (
-    InvoiceLineInput,
     invoice_create,
     invoice_issue,
     invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_require_intact,
     invoice_void,
-    seller_today,
 )
 from paymenter.errors import PaymenterError
 from paymenter.money import Money

@@ -30,7 +30,7 @@ REFUSAL_TEXT = "This payment link is invalid or has expired"
 
 
 def _page(token: str) -> Any:
-    return Client().get(reverse("invoices:hosted-invoice", kwargs={"token": token}))
+    return Client().get(reverse("portal:hosted-invoice", kwargs={"token": token}))
 
 
 def _text(response: Any) -> str:
@@ -193,6 +193,6 @@ def test_the_url_is_absolute_on_the_public_base_url_whatever_the_request_host(se
 
 def test_only_get_and_head_are_answered() -> None:
     invoice = _invoice()
-    url = reverse("invoices:hosted-invoice", kwargs={"token": pay_link_token(invoice=invoice)})
+    url = reverse("portal:hosted-invoice", kwargs={"token": pay_link_token(invoice=invoice)})
 
     assert Client().post(url).status_code == 405

@@ -8,9 +8,9 @@ from typing import Any
 from django.test import Client
 
 from audit.models import AuditEvent
-from billing.api_keys import api_key_create
 from billing.models import Customer, Product, ProductPrice, TaxTreatment
 from invoices.models import Invoice
+from o2s.services import api_key_create
 from paymenter import rls
 from paymenter.models import OutboxMessage
 from paymenter.principals import SystemPrincipal

@@ -27,10 +27,11 @@ from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from audit.models import AuditEvent
-from billing.api import throttling
-from billing.api.throttling import ApiKeyRateThrottle
-from billing.api_keys import api_key_create, api_key_hash, api_key_revoke
 from billing.models import ApiKey
+from o2s.api import throttling
+from o2s.api.throttling import ApiKeyRateThrottle
+from o2s.selectors import api_key_hash
+from o2s.services import api_key_create, api_key_revoke
 from paymenter import rls
 from paymenter.client_ip import client_ip
 from paymenter.principals import SystemPrincipal
@@ -548,7 +549,7 @@ def test_create_api_key_refuses_bad_input_and_writes_nothing(arguments: list[str
 
 
 def test_a_key_needs_at_least_one_network() -> None:
-    from billing.api_keys import InvalidApiKeySpecError  # noqa: PLC0415 - local to this refusal test
+    from o2s.errors import InvalidApiKeySpecError  # noqa: PLC0415 - local to this refusal test
 
     with pytest.raises(InvalidApiKeySpecError) as excinfo:
         _key(allowed_networks=[])
@@ -642,6 +643,6 @@ def test_redis_down_fails_open_with_an_error_log(
     monkeypatch.setattr(throttling, "get_redis_connection", _down)
 
     assert [_get(raw).status_code for _ in range(2)] == [200, 200]
-    errors = [r for r in caplog.records if r.name == "billing.api.throttling" and r.levelno == logging.ERROR]
+    errors = [r for r in caplog.records if r.name == "o2s.api.throttling" and r.levelno == logging.ERROR]
     assert len(errors) == 2
     assert "Redis unavailable" in errors[0].getMessage()

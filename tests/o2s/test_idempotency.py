@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from billing.models import ApiKey, Customer
+from o2s.idempotency import idempotency_records_purge
 from paymenter import rls
-from paymenter.idempotency import idempotency_records_purge
 from paymenter.models import IdempotencyRecord
 from tests.o2s.urls_idempotency import GATES, PRINCIPAL, Gate
 

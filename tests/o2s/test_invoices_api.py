@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditEvent
 from billing.models import Customer, TaxTreatment
 from invoices.models import Invoice, InvoiceStatus
-from invoices.services import InvoiceLineInput, invoice_create, invoice_issue
+from invoices.pricing import InvoiceLineInput
+from invoices.services import invoice_create, invoice_issue
 from paymenter.models import OutboxMessage
 from paymenter.principals import SystemPrincipal
 from tests.factories import make_customer

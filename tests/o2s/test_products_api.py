@@ -7,8 +7,9 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
+from billing.errors import ProductNotPricedError, UnknownProductError
 from billing.models import Product, TaxTreatment
-from billing.products import ProductNotPricedError, UnknownProductError, product_price_for
+from billing.selectors import product_price_for
 from tests.o2s.api_helpers import error_code, make_api_client, make_product
 
 pytestmark = pytest.mark.usefixtures("db", "system_principal")

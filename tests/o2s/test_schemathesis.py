@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from billing.api_keys import api_key_create
 from billing.models import Product, ProductPrice
+from o2s.services import api_key_create
 from paymenter import rls
 from tests.factories import make_customer
 from tests.o2s.api_helpers import PRINCIPAL

@@ -8,7 +8,7 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.api.base import O2SAPIView, O2SIdempotentPostView
+from o2s.api.base import O2SAPIView, O2SIdempotentPostView
 from paymenter import rls
 
 

@@ -23,10 +23,10 @@ from rest_framework.views import APIView
 
 from audit.actions import AuditAction
 from audit.services import audit_record
+from audit.unit_of_work import unit_of_work
 from billing.services import customer_create
-from paymenter import rls
+from o2s.idempotency import run_idempotently
 from paymenter.errors import PaymenterError
-from paymenter.idempotency import run_idempotently
 from paymenter.principals import SystemPrincipal
 
 PRINCIPAL = SystemPrincipal(label="test:idempotency")
@@ -52,7 +52,7 @@ def _create_customer(data: dict[str, Any]) -> Response:
     external_id = str(data.get("external_id", ""))
     mode = data.get("mode")
     if mode == "audited_refusal":
-        with rls.unit_of_work(PRINCIPAL):
+        with unit_of_work(PRINCIPAL):
             audit_record(
                 action=AuditAction.INVOICE_CHECKSUM_MISMATCH,
                 principal=PRINCIPAL,

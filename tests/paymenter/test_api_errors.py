@@ -19,10 +19,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from config.urls import handler400, handler403, handler404, handler500  # noqa: F401 - used as urlconf
+from config.urls import urlpatterns as base_urlpatterns
 from paymenter.api_errors import exception_handler
 from paymenter.errors import PaymenterError
-from paymenter.urls import handler400, handler403, handler404, handler500  # noqa: F401 - used as urlconf
-from paymenter.urls import urlpatterns as base_urlpatterns
 
 pytestmark = pytest.mark.urls("tests.paymenter.test_api_errors")
 

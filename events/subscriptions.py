@@ -1,0 +1,24 @@
+"""What each domain event causes: the one subscription table (``settings.OUTBOX_SUBSCRIPTIONS``).
+
+Domain services record what happened (``invoice.paid``, ``invoice.voided``, ...) with
+``paymenter.outbox.domain_event_record``; every subscription below whose ``event_types``
+contain that type gets an outbox message of its own ``topic`` in the same transaction,
+and the worker (``events.delivery``) delivers it with the subscription's ``handler``.
+One consumer failing never blocks or duplicates another: each has its own message,
+retries and dead-letter state.
+
+To make an event cause something new (a receipt e-mail, a portal notice, a fraud hold),
+add a subscription here; the domain service that records the event does not change.
+"""
+
+from __future__ import annotations
+
+from o2s.callback_delivery import deliver_o2s_callback
+from o2s.callbacks import O2S_CALLBACK_EVENT_TYPES
+from o2s.callbacks import TOPIC as O2S_CALLBACK_TOPIC
+from paymenter.outbox import Subscription
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    # Provisioning callbacks to O2S: signed POSTs, in order per invoice (docs/callbacks.md).
+    Subscription(topic=O2S_CALLBACK_TOPIC, event_types=O2S_CALLBACK_EVENT_TYPES, handler=deliver_o2s_callback),
+)

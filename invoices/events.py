@@ -1,0 +1,53 @@
+"""The domain events of invoices: what happened, recorded in the transaction of the change.
+
+Who hears of an event is decided in the channel layer (``events/subscriptions.py``); the
+invoice services only say what happened. Every event of an invoice carries the same
+snapshot of it and is ordered per invoice (``ordering_key``), so each consumer sees the
+invoice's history in the order it happened.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from invoices.models import Invoice
+from paymenter.models import OutboxMessage
+from paymenter.outbox import domain_event_record, domain_event_subscribed
+
+
+class InvoiceEvent(StrEnum):
+    ISSUED = "invoice.issued"
+    PAID = "invoice.paid"
+    VOIDED = "invoice.voided"
+    REFUNDED = "invoice.refunded"
+    PARTIALLY_REFUNDED = "invoice.partially_refunded"
+    DISPUTED = "invoice.disputed"
+
+
+def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:
+    """The invoice as the event left it (the ``data`` of every invoice event)."""
+    return {
+        "invoice_id": str(invoice.id),
+        "invoice_number": invoice.number,
+        "customer_id": str(invoice.customer_id),
+        "customer_external_id": invoice.customer.external_id,
+        "status": invoice.status,
+        "currency": invoice.currency,
+        "total_minor": invoice.total_minor,
+        "amount_paid_minor": invoice.amount_paid_minor,
+        "amount_refunded_minor": invoice.amount_refunded_minor,
+        "amount_due_minor": invoice.amount_due_minor,
+    }
+
+
+def invoice_event_record(*, event: InvoiceEvent, invoice: Invoice) -> list[OutboxMessage]:
+    """Record ``event`` of ``invoice`` in the caller's transaction; one message per subscriber."""
+    if not domain_event_subscribed(event.value):  # nobody listens: no snapshot, no query
+        return []
+    return domain_event_record(
+        event_type=event.value,
+        data=invoice_snapshot(invoice),
+        ordering_key=f"invoice:{invoice.id}",
+        customer_id=invoice.customer_id,
+    )

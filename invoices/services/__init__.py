@@ -1,0 +1,31 @@
+"""Writes of invoices, by sub-domain: ``lifecycle`` (create, issue, void, write off),
+``payments`` (checksum gate, recording payment), ``tax_rates``, ``checksums`` (the sweep).
+
+Callers import the entry points from here; pricing lives in ``invoices.pricing``.
+"""
+
+from invoices.services.checksums import ChecksumReport, invoices_verify_checksums
+from invoices.services.lifecycle import (
+    InvoicePreview,
+    invoice_create,
+    invoice_issue,
+    invoice_mark_uncollectible,
+    invoice_preview,
+    invoice_void,
+)
+from invoices.services.payments import invoice_mark_paid, invoice_require_intact
+from invoices.services.tax_rates import tax_rate_create
+
+__all__ = [
+    "ChecksumReport",
+    "InvoicePreview",
+    "invoice_create",
+    "invoice_issue",
+    "invoice_mark_paid",
+    "invoice_mark_uncollectible",
+    "invoice_preview",
+    "invoice_require_intact",
+    "invoice_void",
+    "invoices_verify_checksums",
+    "tax_rate_create",
+]

@@ -1,0 +1,265 @@
+"""Writes of an invoice's life: create, issue, void, write off.
+
+Every amount is computed from stored data (``invoices.pricing``); each entry point runs
+in one unit of work with its audit record, and records what happened as a domain event
+(``invoices.events``) for the channels to act on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from audit.actions import AuditAction
+from audit.unit_of_work import unit_of_work
+from billing.models import Customer, Product, TaxTreatment
+from billing.selectors import customer_get
+from invoices import checksum, numbering
+from invoices.errors import (
+    InvalidInvoiceError,
+    InvoiceStateError,
+)
+from invoices.events import InvoiceEvent, invoice_event_record
+from invoices.models import Invoice, InvoiceLine, InvoiceStatus
+from invoices.pricing import (
+    InvoiceLineInput,
+    PricedInvoice,
+    invoice_price,
+    seller_today,
+)
+from invoices.selectors import invoice_get_for_update
+from invoices.services.auditing import invoice_audit_record
+from paymenter import rls
+from paymenter.money import normalize_currency
+from paymenter.principals import Principal
+
+
+def _apply_totals(invoice: Invoice, priced: PricedInvoice) -> None:
+    invoice.subtotal_minor = priced.totals.subtotal_minor
+    invoice.tax_minor = priced.totals.tax_minor
+    invoice.total_minor = priced.totals.total_minor
+
+
+def _write_lines(invoice: Invoice, priced: PricedInvoice, *, replace: bool) -> list[InvoiceLine]:
+    if replace:
+        InvoiceLine.objects.filter(invoice=invoice).delete()  # drafts only (trigger enforces)
+    rows = [
+        InvoiceLine(
+            invoice=invoice,
+            customer_id=invoice.customer_id,
+            position=line.position,
+            description=line.source.description.strip(),
+            product_code=line.source.product_code or "",
+            quantity=line.source.quantity,
+            unit_amount_minor=line.source.unit_amount_minor,
+            tax_code=line.tax_code,
+            tax_rate=line.tax_rate,
+            subtotal_minor=line.amounts.subtotal_minor,
+            tax_minor=line.amounts.tax_minor,
+            total_minor=line.amounts.total_minor,
+            period_start=line.source.period_start,
+            period_end=line.source.period_end,
+        )
+        for line in priced.lines
+    ]
+    InvoiceLine.objects.bulk_create(rows)
+    return rows
+
+
+def _line_inputs(invoice: Invoice) -> list[InvoiceLineInput]:
+    """A draft's lines as inputs again; a product line keeps its catalogue tax treatment."""
+    stored = list(InvoiceLine.objects.filter(invoice=invoice).order_by("position"))
+    codes = {line.product_code for line in stored if line.product_code}
+    treatments = dict(Product.objects.filter(code__in=codes).values_list("code", "tax_treatment")) if codes else {}
+    return [
+        InvoiceLineInput(
+            description=line.description,
+            quantity=line.quantity,
+            unit_amount_minor=line.unit_amount_minor,
+            period_start=line.period_start,
+            period_end=line.period_end,
+            product_code=line.product_code or None,
+            tax_treatment=TaxTreatment(treatments[line.product_code]) if line.product_code in treatments else None,
+        )
+        for line in stored
+    ]
+
+
+def _issue_locked(
+    *, invoice: Invoice, customer: Customer, priced_lines: tuple[dt.date, list[InvoiceLine]] | None = None
+) -> Invoice:
+    """Number, date, freeze and sign a locked draft. Its lines are re-priced at the rates
+    in force on the issue date unless ``priced_lines`` were priced on that very date.
+    Does not audit: the caller does, last."""
+    issue_date = seller_today()
+    if priced_lines is not None and priced_lines[0] == issue_date:
+        lines = priced_lines[1]
+    else:
+        priced = invoice_price(
+            customer=customer, currency=invoice.currency, lines=_line_inputs(invoice), on_date=issue_date
+        )
+        lines = _write_lines(invoice, priced, replace=True)
+        _apply_totals(invoice, priced)
+    invoice.number = numbering.invoice_number_next(issue_date=issue_date)
+    invoice.issue_date = issue_date
+    invoice.due_date = issue_date + dt.timedelta(days=settings.INVOICE_DUE_DAYS)
+    invoice.is_tax_invoice = True
+    invoice.seller_details = {
+        "name": settings.SELLER_NAME,
+        "abn": settings.SELLER_ABN,
+        "address": settings.SELLER_ADDRESS,
+        "country": settings.SELLER_COUNTRY,
+    }
+    invoice.buyer_details = {
+        "external_id": customer.external_id,
+        "name": customer.name,
+        "email": customer.email,
+        "tax_id": customer.tax_id,
+        "postal_address": customer.postal_address,
+    }
+    invoice.buyer_country = customer.billing_country
+    invoice.status = InvoiceStatus.OPEN
+    invoice.issued_at = timezone.now()
+    invoice.checksum_key_id, invoice.checksum = checksum.compute(invoice, lines)
+    invoice.save()
+    return invoice
+
+
+def _record_issued(*, principal: Principal, invoice: Invoice) -> None:
+    """The audit record and the domain event of an issue, written last (audit lock)."""
+    invoice_event_record(event=InvoiceEvent.ISSUED, invoice=invoice)
+    invoice_audit_record(
+        action=AuditAction.INVOICE_ISSUED,
+        principal=principal,
+        invoice=invoice,
+        payload={
+            "currency": invoice.currency,
+            "subtotal_minor": invoice.subtotal_minor,
+            "tax_minor": invoice.tax_minor,
+            "total_minor": invoice.total_minor,
+            "checksum_key_id": invoice.checksum_key_id,
+        },
+    )
+
+
+def invoice_create(
+    *,
+    principal: Principal,
+    customer_id: uuid.UUID | str,
+    lines: Sequence[InvoiceLineInput],
+    currency: str | None = None,
+    issue: bool = False,
+) -> Invoice:
+    """Create a draft invoice from line inputs; with ``issue=True`` also issue it, in
+    the same transaction."""
+    currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
+    with unit_of_work(principal):
+        customer = customer_get(principal=principal, customer_id=customer_id)
+        priced_on = seller_today()
+        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=priced_on)
+        invoice = Invoice(customer=customer, currency=currency, status=InvoiceStatus.DRAFT)
+        _apply_totals(invoice, priced)
+        invoice.save(force_insert=True)
+        rows = _write_lines(invoice, priced, replace=False)
+        if issue:
+            _issue_locked(invoice=invoice, customer=customer, priced_lines=(priced_on, rows))
+        invoice_audit_record(
+            action=AuditAction.INVOICE_CREATED,
+            principal=principal,
+            invoice=invoice,
+            payload={"currency": currency, "lines": len(priced.lines), "total_minor": priced.totals.total_minor},
+        )
+        if issue:
+            _record_issued(principal=principal, invoice=invoice)
+    return invoice
+
+
+@dataclass(frozen=True)
+class InvoicePreview:
+    """What ``invoice_create(..., issue=True)`` would produce today; nothing is stored."""
+
+    customer: Customer
+    priced: PricedInvoice
+    issue_date: dt.date
+    due_date: dt.date
+
+
+def invoice_preview(
+    *,
+    principal: Principal,
+    customer_id: uuid.UUID | str,
+    lines: Sequence[InvoiceLineInput],
+    currency: str | None = None,
+) -> InvoicePreview:
+    """The same computation as issuing, as of today: no row, no number, no audit record."""
+    currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
+    with rls.acting_as(principal):
+        customer = customer_get(principal=principal, customer_id=customer_id)
+        issue_date = seller_today()
+        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=issue_date)
+    return InvoicePreview(
+        customer=customer,
+        priced=priced,
+        issue_date=issue_date,
+        due_date=issue_date + dt.timedelta(days=settings.INVOICE_DUE_DAYS),
+    )
+
+
+def invoice_issue(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoice:
+    with unit_of_work(principal):
+        invoice = invoice_get_for_update(principal=principal, invoice_id=invoice_id)
+        if invoice.status != InvoiceStatus.DRAFT:
+            raise InvoiceStateError(status=invoice.status, action="issued")
+        customer = customer_get(principal=principal, customer_id=invoice.customer_id)
+        _issue_locked(invoice=invoice, customer=customer)
+        _record_issued(principal=principal, invoice=invoice)
+        return invoice
+
+
+def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: str = "") -> Invoice:
+    """Void a draft or an unpaid open invoice. Paid invoices are refunded, not voided."""
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise InvalidInvoiceError({"reason": ["text of at most 500 characters"]})
+    with unit_of_work(principal):
+        invoice = invoice_get_for_update(principal=principal, invoice_id=invoice_id)
+        if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN) or invoice.amount_paid_minor:
+            raise InvoiceStateError(status=invoice.status, action="voided")
+        previous = invoice.status
+        invoice.status = InvoiceStatus.VOID
+        invoice.voided_at = timezone.now()
+        invoice.void_reason = reason.strip()
+        invoice.save(update_fields=["status", "voided_at", "void_reason"])
+        if previous == InvoiceStatus.OPEN:  # a draft was never issued: nobody outside knows of it
+            invoice_event_record(event=InvoiceEvent.VOIDED, invoice=invoice)
+        invoice_audit_record(
+            action=AuditAction.INVOICE_VOIDED,
+            principal=principal,
+            invoice=invoice,
+            payload={"before": {"status": previous}, "reason": invoice.void_reason},
+        )
+    return invoice
+
+
+def invoice_mark_uncollectible(*, principal: Principal, invoice_id: uuid.UUID | str, reason: str) -> Invoice:
+    """Write off an open invoice that will not be paid (dunning gave up). It stays owed:
+    a late payment still settles it (``invoice_mark_paid``)."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise InvalidInvoiceError({"reason": ["required, at most 500 characters"]})
+    with unit_of_work(principal):
+        invoice = invoice_get_for_update(principal=principal, invoice_id=invoice_id)
+        if invoice.status != InvoiceStatus.OPEN:
+            raise InvoiceStateError(status=invoice.status, action="marked uncollectible")
+        invoice.status = InvoiceStatus.UNCOLLECTIBLE
+        invoice.save(update_fields=["status"])
+        invoice_audit_record(
+            action=AuditAction.INVOICE_MARKED_UNCOLLECTIBLE,
+            principal=principal,
+            invoice=invoice,
+            payload={"amount_due_minor": invoice.amount_due_minor, "reason": reason.strip()},
+        )
+    return invoice

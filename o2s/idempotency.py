@@ -1,0 +1,255 @@
+"""``Idempotency-Key`` for O2S POSTs: the first success is stored and replayed.
+
+Semantics (docs/idempotency.md), per API key:
+
+* same key, same request (method, path, query, canonical JSON body) within
+  ``IDEMPOTENCY_RETENTION_HOURS`` -> the stored status and body again, with
+  ``Idempotent-Replayed: true``; nothing is executed;
+* same key, different request -> 422 ``idempotency_key_reused``;
+* same key while the first request is still running -> 409 ``idempotency_key_in_use``;
+* no key -> the handler runs once, in one transaction, as without this module.
+
+The record is written in the transaction of the business change, under a transaction-level
+advisory lock on (API key, key): both commit or neither does, and a concurrent duplicate
+cannot start until the first has committed (then it replays).
+
+Only 2xx responses are stored. A refusal (``PaymenterError``) stores nothing, so a retry
+with the same key runs again. The transaction then ends the way the handler's services
+left it: their own savepoints already undid their writes, and what they deliberately kept
+(the audit record of a checksum mismatch) is committed rather than silently rolled back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from audit.services import audit_deferred
+from paymenter.errors import PaymenterError
+from paymenter.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+# What O2S was promised: a key is remembered for at least a day.
+MIN_RETENTION = dt.timedelta(hours=24)
+PURGE_BATCH_SIZE = 1000
+# Printable ASCII; no leading/trailing space (proxies strip it, so it could not round-trip).
+_KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+_LOCK_NAMESPACE = "o2s.idempotency"
+
+Handler = Callable[[], Response]
+
+
+class IdempotencyErrorCode(StrEnum):
+    KEY_INVALID = "idempotency_key_invalid"
+    KEY_IN_USE = "idempotency_key_in_use"
+    KEY_REUSED = "idempotency_key_reused"
+
+
+class IdempotencyError(PaymenterError):
+    pass
+
+
+class IdempotencyKeyInvalidError(IdempotencyError):
+    status_code = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=IdempotencyErrorCode.KEY_INVALID,
+            message=f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
+            fields={HEADER: ["1 to 255 printable ASCII characters, no leading or trailing space"]},
+        )
+
+
+class IdempotencyKeyInUseError(IdempotencyError):
+    """Transient: the first request with this key has not finished; retry shortly."""
+
+    status_code = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=IdempotencyErrorCode.KEY_IN_USE,
+            message=f"A request with this {HEADER} is still being processed; retry shortly.",
+        )
+
+
+class IdempotencyKeyReusedError(IdempotencyError):
+    """Terminal: the key already belongs to a different request."""
+
+    status_code = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=IdempotencyErrorCode.KEY_REUSED,
+            message=f"This {HEADER} was already used with a different request; use a new key.",
+        )
+
+
+def retention() -> dt.timedelta:
+    """How long a stored response is replayed (and kept): ``IDEMPOTENCY_RETENTION_HOURS``."""
+    return dt.timedelta(hours=settings.IDEMPOTENCY_RETENTION_HOURS)
+
+
+def idempotency_key_from(request: Request) -> str | None:
+    """The request's key, ``None`` without the header; a malformed key is refused (400)."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if len(key) > MAX_KEY_LENGTH or not _KEY_RE.fullmatch(key):
+        raise IdempotencyKeyInvalidError()
+    return key
+
+
+def request_fingerprint(request: Request) -> str:
+    """sha256 (hex) of method, path, query and body, the body as canonical JSON.
+
+    Canonical (sorted keys, fixed separators) so that O2S re-serialising the same document
+    with another key order or whitespace is still "the same request". Values compare by JSON
+    type: ``1`` and ``1.0`` differ.
+    """
+    data: Any = request.data
+    if hasattr(data, "lists"):  # a QueryDict (form or empty body): keep repeated fields
+        data = dict(data.lists())
+    document = {
+        "method": request.method,
+        "path": request.path,
+        "query": sorted((name, values) for name, values in request.query_params.lists()),
+        "body": data,
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def run_idempotently(*, request: Request, api_key_id: Any, handler: Handler) -> Response:
+    """Run ``handler`` (an O2S POST) at most once per ``(api_key_id, Idempotency-Key)``.
+
+    ``handler`` performs the business write through services and returns the response;
+    it runs inside this function's transaction, so its services become savepoints of it.
+    """
+    key = idempotency_key_from(request)
+    if key is None:
+        return _run_in_transaction(handler, on_success=None)
+    fingerprint = request_fingerprint(request)
+
+    def store(response: Response) -> None:
+        record = IdempotencyRecord(
+            api_key_id=api_key_id,
+            key=key,
+            request_fingerprint=fingerprint,
+            response_status=response.status_code,
+            response_body=_json_body(response),
+        )
+        try:
+            with transaction.atomic():
+                record.save(force_insert=True)
+        except IntegrityError as exc:  # the lock makes this unreachable; the constraint is the backstop
+            raise IdempotencyKeyInUseError() from exc
+
+    return _run_in_transaction(
+        handler,
+        on_success=store,
+        before=lambda: _lock_and_replay(api_key_id=api_key_id, key=key, fingerprint=fingerprint),
+    )
+
+
+def _run_in_transaction(
+    handler: Handler,
+    *,
+    on_success: Callable[[Response], None] | None,
+    before: Callable[[], Response | None] | None = None,
+) -> Response:
+    """One transaction around ``before`` (may answer instead), ``handler`` and ``on_success``.
+
+    A ``PaymenterError`` from the handler is re-raised after the transaction ends *without*
+    rolling it back: the service that refused has already undone its own writes (its
+    savepoint), and some refusals are recorded on purpose (e.g. a checksum-mismatch audit
+    event). Any other exception rolls everything back. Durable: a request is never nested
+    in someone else's transaction, so commit really means committed.
+    """
+    refusal: PaymenterError | None = None
+    # audit events of the request are appended last, after the stored response: the
+    # chain-head lock then spans only that INSERT and the COMMIT (docs/performance.md)
+    with transaction.atomic(durable=True), audit_deferred():
+        if before is not None:
+            answer = before()
+            if answer is not None:
+                return answer
+        try:
+            response = handler()
+        except PaymenterError as exc:
+            refusal = exc
+        else:
+            if on_success is not None and 200 <= response.status_code < 300:
+                on_success(response)
+    if refusal is not None:
+        raise refusal
+    return response
+
+
+def _lock_and_replay(*, api_key_id: Any, key: str, fingerprint: str) -> Response | None:
+    """Take the key's lock (or 409); answer from a live record (replay or 422), else ``None``.
+
+    Under READ COMMITTED the SELECT after the lock sees a record the previous holder
+    committed, so a duplicate that waited for the lock replays.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"{_LOCK_NAMESPACE}:{api_key_id}:{key}"],
+        )
+        (acquired,) = cursor.fetchone() or (False,)
+    if not acquired:
+        raise IdempotencyKeyInUseError()
+    record = IdempotencyRecord.objects.filter(api_key_id=api_key_id, key=key).first()
+    if record is None:
+        return None
+    if record.created_at < timezone.now() - retention():
+        record.delete()  # forgotten but not yet purged: the key is free again
+        return None
+    if record.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReusedError()
+    return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
+
+
+def _json_body(response: Response) -> Any:
+    """The body exactly as the client receives it (DRF's JSON encoding of UUIDs, dates,
+    decimals), as a JSON document for the encrypted column."""
+    if response.data is None:
+        raise TypeError("an idempotent POST must answer a success with a JSON body")
+    return json.loads(JSONRenderer().render(response.data))
+
+
+def idempotency_records_purge(*, older_than: dt.timedelta | None = None) -> int:
+    """Delete stored responses older than ``older_than`` (default: the retention); returns
+    how many. Batched, so a large backlog never holds long locks; safe to run repeatedly.
+
+    Refuses to forget keys younger than 24 hours: O2S relies on that window.
+    """
+    age = retention() if older_than is None else older_than
+    if age < MIN_RETENTION:
+        raise ValueError(f"idempotency records must be kept at least {MIN_RETENTION}")
+    cutoff = timezone.now() - age
+    deleted = 0
+    while True:
+        batch = list(
+            IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("id", flat=True)[:PURGE_BATCH_SIZE]
+        )
+        if not batch:
+            return deleted
+        count, _ = IdempotencyRecord.objects.filter(id__in=batch).delete()
+        deleted += count
