@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.models import AuditEvent
+from audit.selectors import audit_events_list
+from paymenter.principals import staff_principal
 
 if TYPE_CHECKING:
     _AuditEventAdminBase = admin.ModelAdmin[AuditEvent]
@@ -38,6 +41,9 @@ class AuditEventAdmin(_AuditEventAdminBase):
         "hmac",
         "key_id",
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        return audit_events_list(principal=staff_principal(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

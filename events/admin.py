@@ -28,7 +28,7 @@ OUTBOX_FIELDS = (
     "event_id",
     "topic",
     "ordering_key",
-    "customer",
+    "customer_id",
     "status",
     "attempts",
     "created_at",

@@ -73,3 +73,28 @@ class TaxRateMissingError(InvoiceError):
             code=InvoiceErrorCode.TAX_RATE_MISSING,
             message=f"No {code} rate is configured for {country} on that date.",
         )
+
+
+class PayLinkErrorCode(StrEnum):
+    INVALID = "pay_link_invalid"
+    EXPIRED = "pay_link_expired"
+
+
+class PayLinkError(PaymenterError):
+    pass
+
+
+class PayLinkInvalidError(PayLinkError):
+    """Tampered with, truncated, or not ours: no detail is given away."""
+
+    status_code = 400
+
+    def __init__(self) -> None:
+        super().__init__(code=PayLinkErrorCode.INVALID, message="This payment link is invalid.")
+
+
+class PayLinkExpiredError(PayLinkError):
+    status_code = 410
+
+    def __init__(self) -> None:
+        super().__init__(code=PayLinkErrorCode.EXPIRED, message="This payment link has expired.")

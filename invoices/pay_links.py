@@ -12,43 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from enum import StrEnum
 
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.urls import reverse
 
-from invoices.errors import InvoiceStateError
+from invoices.errors import InvoiceStateError, PayLinkExpiredError, PayLinkInvalidError
 from invoices.models import Invoice, InvoiceStatus
-from paymenter.errors import PaymenterError
 
 SALT = "paymenter.pay-link"
-
-
-class PayLinkErrorCode(StrEnum):
-    INVALID = "pay_link_invalid"
-    EXPIRED = "pay_link_expired"
-
-
-class PayLinkError(PaymenterError):
-    pass
-
-
-class PayLinkInvalidError(PayLinkError):
-    """Tampered with, truncated, or not ours: no detail is given away."""
-
-    status_code = 400
-
-    def __init__(self) -> None:
-        super().__init__(code=PayLinkErrorCode.INVALID, message="This payment link is invalid.")
-
-
-class PayLinkExpiredError(PayLinkError):
-    status_code = 410
-
-    def __init__(self) -> None:
-        super().__init__(code=PayLinkErrorCode.EXPIRED, message="This payment link has expired.")
 
 
 @dataclass(frozen=True)

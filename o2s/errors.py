@@ -1,4 +1,4 @@
-"""Error codes of the O2S integration: API keys and O2S invoice requests."""
+"""Error codes of the O2S integration: API keys, ``Idempotency-Key`` and O2S invoice requests."""
 
 from __future__ import annotations
 
@@ -85,4 +85,53 @@ class CustomLinesNotPermittedError(PaymenterError):
             code=O2SInvoiceErrorCode.CUSTOM_LINES_NOT_PERMITTED,
             message="This API key may not send lines with an explicit unit amount; use product codes.",
             fields={f"lines.{index}.unit_amount_minor": ["not permitted for this API key"] for index in positions},
+        )
+
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyErrorCode(StrEnum):
+    KEY_INVALID = "idempotency_key_invalid"
+    KEY_IN_USE = "idempotency_key_in_use"
+    KEY_REUSED = "idempotency_key_reused"
+
+
+class IdempotencyError(PaymenterError):
+    pass
+
+
+class IdempotencyKeyInvalidError(IdempotencyError):
+    status_code = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=IdempotencyErrorCode.KEY_INVALID,
+            message=f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
+            fields={HEADER: ["1 to 255 printable ASCII characters, no leading or trailing space"]},
+        )
+
+
+class IdempotencyKeyInUseError(IdempotencyError):
+    """Transient: the first request with this key has not finished; retry shortly."""
+
+    status_code = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=IdempotencyErrorCode.KEY_IN_USE,
+            message=f"A request with this {HEADER} is still being processed; retry shortly.",
+        )
+
+
+class IdempotencyKeyReusedError(IdempotencyError):
+    """Terminal: the key already belongs to a different request."""
+
+    status_code = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=IdempotencyErrorCode.KEY_REUSED,
+            message=f"This {HEADER} was already used with a different request; use a new key.",
         )

@@ -26,7 +26,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -37,12 +36,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audit.services import audit_deferred
+from o2s.errors import (
+    HEADER,
+    MAX_KEY_LENGTH,
+    IdempotencyKeyInUseError,
+    IdempotencyKeyInvalidError,
+    IdempotencyKeyReusedError,
+)
+from o2s.models import IdempotencyRecord
 from paymenter.errors import PaymenterError
-from paymenter.models import IdempotencyRecord
 
-HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-MAX_KEY_LENGTH = 255
 # What O2S was promised: a key is remembered for at least a day.
 MIN_RETENTION = dt.timedelta(hours=24)
 PURGE_BATCH_SIZE = 1000
@@ -51,51 +55,6 @@ _KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 _LOCK_NAMESPACE = "o2s.idempotency"
 
 Handler = Callable[[], Response]
-
-
-class IdempotencyErrorCode(StrEnum):
-    KEY_INVALID = "idempotency_key_invalid"
-    KEY_IN_USE = "idempotency_key_in_use"
-    KEY_REUSED = "idempotency_key_reused"
-
-
-class IdempotencyError(PaymenterError):
-    pass
-
-
-class IdempotencyKeyInvalidError(IdempotencyError):
-    status_code = 400
-
-    def __init__(self) -> None:
-        super().__init__(
-            code=IdempotencyErrorCode.KEY_INVALID,
-            message=f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
-            fields={HEADER: ["1 to 255 printable ASCII characters, no leading or trailing space"]},
-        )
-
-
-class IdempotencyKeyInUseError(IdempotencyError):
-    """Transient: the first request with this key has not finished; retry shortly."""
-
-    status_code = 409
-
-    def __init__(self) -> None:
-        super().__init__(
-            code=IdempotencyErrorCode.KEY_IN_USE,
-            message=f"A request with this {HEADER} is still being processed; retry shortly.",
-        )
-
-
-class IdempotencyKeyReusedError(IdempotencyError):
-    """Terminal: the key already belongs to a different request."""
-
-    status_code = 422
-
-    def __init__(self) -> None:
-        super().__init__(
-            code=IdempotencyErrorCode.KEY_REUSED,
-            message=f"This {HEADER} was already used with a different request; use a new key.",
-        )
 
 
 def retention() -> dt.timedelta:

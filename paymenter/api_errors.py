@@ -88,7 +88,7 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
         return Response(error_body("bad_request", "The request was refused as malformed."), status=400)
 
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
+        fields = flatten_error_detail(exc.detail)
         return Response(error_body("validation_error", _validation_message(fields), fields), status=400)
     if not isinstance(exc, exceptions.APIException):
         return None
@@ -128,25 +128,30 @@ def _text(detail: Any) -> str:
     return str(detail)
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error detail as ``{"a.b.0.c": [messages]}``."""
-    key = prefix or api_settings.NON_FIELD_ERRORS_KEY
+def flatten_error_detail(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as ``{"a.b.0.c": [messages]}``: ``{"lines": {"0":
+    {"quantity": [...]}}}`` -> ``{"lines.0.quantity": [...]}``. A nested serializer's or
+    list's own errors (``non_field_errors``) are filed under its name. The one flattening
+    of the ``fields`` of every error body."""
     if isinstance(detail, Mapping):
         fields: dict[str, list[str]] = {}
         for name, value in detail.items():
-            fields.update(_flatten(value, f"{prefix}.{name}" if prefix else str(name)))
+            if prefix and name == api_settings.NON_FIELD_ERRORS_KEY:
+                key = prefix
+            else:
+                key = f"{prefix}.{name}" if prefix else str(name)
+            for field, problems in flatten_error_detail(value, key).items():
+                fields.setdefault(field, []).extend(problems)
         return fields
     if isinstance(detail, list | tuple):
-        if all(not isinstance(item, Mapping | list | tuple) for item in detail):
-            return {key: [str(item) for item in detail]} if detail else {}
         fields = {}
         for index, item in enumerate(detail):
             if isinstance(item, Mapping | list | tuple):
-                fields.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
+                fields.update(flatten_error_detail(item, f"{prefix}.{index}" if prefix else str(index)))
             else:
-                fields.setdefault(key, []).append(str(item))
+                fields.setdefault(prefix or api_settings.NON_FIELD_ERRORS_KEY, []).append(str(item))
         return fields
-    return {key: [str(detail)]}
+    return {prefix or api_settings.NON_FIELD_ERRORS_KEY: [str(detail)]}
 
 
 def _validation_message(fields: Mapping[str, list[str]]) -> str:

@@ -1,4 +1,4 @@
-"""Platform tables: the transactional outbox and stored idempotent API responses."""
+"""Kernel tables: the transactional outbox (docs/outbox.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import uuid
 
 from django.db import models
 
-from paymenter.encrypted_fields import EncryptedJSONField
 from paymenter.scoping import PrincipalScopedManager
 
 
@@ -29,7 +28,9 @@ class OutboxMessage(models.Model):
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     topic = models.CharField(max_length=64)
     ordering_key = models.CharField(max_length=100, blank=True)
-    customer = models.ForeignKey("billing.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The customer the work concerns (row-level security keys on it). A plain id, not a
+    # foreign key: the kernel knows no app above it (docs/architecture.md).
+    customer_id = models.UUIDField(null=True, blank=True, db_index=True)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -53,26 +54,3 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.event_id} ({self.status})"
-
-
-class IdempotencyRecord(models.Model):
-    """The stored outcome of a POST made with an ``Idempotency-Key``, per API key.
-
-    Written in the same transaction as the business change; replayed for the same key
-    and request fingerprint, refused (422) for the same key with another request.
-    """
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    api_key = models.ForeignKey("billing.ApiKey", on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    request_fingerprint = models.CharField(max_length=64)
-    response_status = models.PositiveSmallIntegerField()
-    response_body = EncryptedJSONField(help_text="May hold personal data: encrypted")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_unique_key")]
-        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
-
-    def __str__(self) -> str:
-        return f"{self.api_key_id}:{self.key}"

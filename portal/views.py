@@ -7,8 +7,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from invoices.errors import InvoiceNotFoundError
-from invoices.pay_links import PayLinkError, pay_link_verify
+from invoices.errors import InvoiceNotFoundError, PayLinkError
+from invoices.pay_links import pay_link_verify
 from invoices.selectors import invoice_get_for_pay_link
 from paymenter import rls
 from paymenter.principals import CustomerPrincipal

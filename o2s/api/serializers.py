@@ -19,7 +19,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
-from rest_framework.settings import api_settings
 
 from billing.models import Customer, Product, TaxTreatment
 from invoices import checksum
@@ -27,6 +26,7 @@ from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxCode
 from invoices.pay_links import pay_link_url
 from invoices.pricing import MAX_LINES, MAX_QUANTITY
 from invoices.services import InvoicePreview
+from paymenter.api_errors import flatten_error_detail
 from paymenter.errors import PaymenterError
 from paymenter.money import MAX_MINOR
 
@@ -123,30 +123,6 @@ def _codes(detail: Any) -> set[str]:
     return {str(getattr(detail, "code", ""))}
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """``{"lines": {"0": {"quantity": [...]}}}`` -> ``{"lines.0.quantity": [...]}``; a nested
-    serializer's or list's own errors (``non_field_errors``) are filed under its name."""
-    if isinstance(detail, Mapping):
-        fields: dict[str, list[str]] = {}
-        for name, value in detail.items():
-            if prefix and name == api_settings.NON_FIELD_ERRORS_KEY:
-                key = prefix
-            else:
-                key = f"{prefix}.{name}" if prefix else str(name)
-            for field, problems in _flatten(value, key).items():
-                fields.setdefault(field, []).extend(problems)
-        return fields
-    if isinstance(detail, list | tuple):
-        fields = {}
-        for index, item in enumerate(detail):
-            if isinstance(item, Mapping | list | tuple):
-                fields.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
-            else:
-                fields.setdefault(prefix or api_settings.NON_FIELD_ERRORS_KEY, []).append(str(item))
-        return fields
-    return {prefix or api_settings.NON_FIELD_ERRORS_KEY: [str(detail)]}
-
-
 def validated(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
     """Validate ``data``; an unknown field anywhere -> 400 ``unknown_field`` (with every
     problem found), any other shape problem -> 400 ``validation_error``."""
@@ -154,7 +130,7 @@ def validated(serializer_class: type[serializers.Serializer[Any]], data: Any) ->
     if serializer.is_valid():
         return dict(serializer.validated_data)
     errors = serializer.errors
-    fields = _flatten(errors)
+    fields = flatten_error_detail(errors)
     if UNKNOWN_FIELD in _codes(errors):
         raise UnknownFieldError(fields)
     raise ValidationError(fields)

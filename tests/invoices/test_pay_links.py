@@ -10,16 +10,9 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
-from invoices.errors import InvoiceStateError
+from invoices.errors import InvoiceStateError, PayLinkExpiredError, PayLinkInvalidError
 from invoices.models import Invoice
-from invoices.pay_links import (
-    SALT,
-    PayLinkExpiredError,
-    PayLinkInvalidError,
-    pay_link_token,
-    pay_link_url,
-    pay_link_verify,
-)
+from invoices.pay_links import SALT, pay_link_token, pay_link_url, pay_link_verify
 from invoices.services import invoice_void
 from tests.factories import FACTORY_PRINCIPAL, make_customer, make_invoice
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from billing.models import ApiKey, Customer
 from o2s.idempotency import idempotency_records_purge
+from o2s.models import IdempotencyRecord
 from paymenter import rls
-from paymenter.models import IdempotencyRecord
 from tests.o2s.urls_idempotency import GATES, PRINCIPAL, Gate
 
 pytestmark = pytest.mark.urls("tests.o2s.urls_idempotency")
