@@ -9,7 +9,7 @@ CONSTRAINTS := requirements/constraints.txt
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck migrations-check pytest lock clean deploy-sql
+.PHONY: help install run test lint layers typecheck migrations-check pytest lock clean deploy-sql
 
 help:
 	@echo "make run    serve http://127.0.0.1:8000 with demo data and a Celery worker"
@@ -33,7 +33,7 @@ run: install
 # the exit status is non-zero if any failed.
 test: install
 	@failed=""; \
-	for check in lint typecheck migrations-check pytest; do \
+	for check in lint layers typecheck migrations-check pytest; do \
 	    $(MAKE) --no-print-directory $$check || failed="$$failed $$check"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
@@ -44,6 +44,10 @@ lint: install
 	$(BIN)/ruff check . || status=1; \
 	$(BIN)/ruff format --check . || status=1; \
 	exit $$status
+
+# The import contracts of docs/architecture.md ([tool.importlinter] in pyproject.toml).
+layers: install
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy .
