@@ -24,6 +24,7 @@ from billing.selectors import mask_pii
 from billing.services import CONTACT_FIELDS, customer_create, customer_update, product_save
 from paymenter.errors import PaymenterError
 from paymenter.principals import staff_principal
+from paymenter.readonly_admin import ReadOnlyInlineMixin
 
 if TYPE_CHECKING:
     _CustomerAdminBase = admin.ModelAdmin[Customer]
@@ -85,23 +86,12 @@ class ServiceRefusedError(Exception):
         self.error = error
 
 
-class CustomerMembershipInline(_MembershipInlineBase):
+class CustomerMembershipInline(ReadOnlyInlineMixin, _MembershipInlineBase):
     """Who logs in for this customer; granted by ``customer_grant_access`` only."""
 
     model = CustomerMembership
     fields = ("user", "created_at")
     readonly_fields = ("user", "created_at")
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("user")

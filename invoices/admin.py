@@ -29,6 +29,7 @@ from invoices.services import invoice_mark_uncollectible, invoice_void, tax_rate
 from paymenter.errors import PaymenterError
 from paymenter.money import Money
 from paymenter.principals import StaffPrincipal, staff_principal
+from paymenter.readonly_admin import ReadOnlyInlineMixin
 
 if TYPE_CHECKING:
     _InvoiceAdminBase = admin.ModelAdmin[Invoice]
@@ -89,22 +90,11 @@ def _format(minor: int, currency: str) -> str:
     return Money(minor, currency).format()
 
 
-class InvoiceLineInline(_InvoiceLineInlineBase):
+class InvoiceLineInline(ReadOnlyInlineMixin, _InvoiceLineInlineBase):
     model = InvoiceLine
     fields = LINE_FIELDS
     readonly_fields = LINE_FIELDS
-    extra = 0
-    can_delete = False
     ordering = ("position",)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ChecksumListFilter(admin.SimpleListFilter):
