@@ -15,7 +15,8 @@ class AuditAction(StrEnum):
     ENCRYPTION_KEY_ROTATED = "encryption.key_rotated"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
-    API_AUTH_REFUSED = "api.auth_refused"
+    API_AUTH_REFUSED = "api.auth_refused"  # no longer written: see REQUESTS_REFUSED
+    REQUESTS_REFUSED = "requests.refused"  # aggregated per source and window (audit/refusals.py)
     INVOICE_CUSTOM_LINES = "invoice.custom_lines"
     CALLBACK_DEAD = "callback.dead"
     CALLBACK_REDELIVERY_REQUESTED = "callback.redelivery_requested"

@@ -153,6 +153,13 @@ O2S_CALLBACK_URL = env.str("O2S_CALLBACK_URL", default="")
 O2S_CALLBACK_SECRETS = env.str("O2S_CALLBACK_SECRETS", dev_default=DEV_DEFAULT_SECRETS["O2S_CALLBACK_SECRETS"])
 O2S_CALLBACK_TIMEOUT_SECONDS = env.int("O2S_CALLBACK_TIMEOUT_SECONDS", 10)
 # Retry schedule: base * 2**(attempt-1), capped, equal jitter; dead after the max age.
+# Refused requests (bad API keys, failed staff logins) are counted per source address and
+# window in Redis and audited as one event per window (audit/refusals.py); a source past the
+# limit is answered 429 until its window ends.
+REFUSAL_WINDOW_SECONDS = env.int("REFUSAL_WINDOW_SECONDS", 60)
+REFUSAL_LIMIT_PER_WINDOW = env.int("REFUSAL_LIMIT_PER_WINDOW", 30)
+REFUSAL_RETENTION_SECONDS = env.int("REFUSAL_RETENTION_SECONDS", 7 * 24 * 3600)  # outlives a database outage
+
 # What each domain event causes: the subscription table of the channel layer (paymenter/outbox.py).
 OUTBOX_SUBSCRIPTIONS = "events.subscriptions.SUBSCRIPTIONS"
 OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", 30)
@@ -165,6 +172,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": float(OUTBOX_RELAY_INTERVAL_SECONDS),
         # a relay queued during an outage is stale once the next one is due
         "options": {"expires": float(OUTBOX_RELAY_INTERVAL_SECONDS)},
+    },
+    "refusals-flush": {
+        "task": "audit.tasks.refusals_flush",
+        "schedule": float(REFUSAL_WINDOW_SECONDS),
+        "options": {"expires": float(REFUSAL_WINDOW_SECONDS)},
     },
     "idempotency-purge": {
         "task": "o2s.tasks.idempotency_purge",
