@@ -48,6 +48,12 @@ def _mask_pan(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+def contains_card_number(text: str) -> bool:
+    """Whether ``text`` holds a Luhn-valid run of 13-19 digits (spaces or dashes between
+    digits allowed): the same test the redactor masks by."""
+    return any(_mask_pan(match) == REDACTED_PAN for match in _PAN_CANDIDATE.finditer(text))
+
+
 def redact_text(text: str) -> str:
     text = _PAN_CANDIDATE.sub(_mask_pan, text)
     text = _KNOWN_TOKEN.sub(REDACTED, text)
