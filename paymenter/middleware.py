@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from paymenter import request_context
+from paymenter import request_context, rls
 from paymenter.client_ip import client_ip
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -30,7 +30,8 @@ class RequestContextMiddleware:
         request_id = supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
         context = request_context.RequestContext(request_id=request_id, client_ip=client_ip(request) or None)
         request.request_context = context  # type: ignore[attr-defined] # read by the log filter
-        with request_context.bound(context):
+        # every request starts with no acting principal, whatever the thread ran before
+        with request_context.bound(context), rls.request_scope():
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response

@@ -28,6 +28,8 @@ from paymenter.errors import PaymenterError
 from paymenter.principals import CustomerPrincipal, Principal
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("paymenter_rls_principal", default=None)
+# True inside request_scope(): the only place a principal may be set without a ``with`` block
+_in_request_scope: contextvars.ContextVar[bool] = contextvars.ContextVar("paymenter_rls_request_scope", default=False)
 
 
 class UnscopedAccessError(PaymenterError):
@@ -104,3 +106,45 @@ def acting_as(principal: Principal) -> Iterator[Principal]:
         _current.reset(token)
         if changed:
             _reapply_in_open_transactions()
+
+
+class ScopeOutsideRequestError(RuntimeError):
+    """``request_principal_set`` was called outside ``request_scope``: it would outlive it."""
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """One request's (or task's) lifetime for the acting principal.
+
+    It starts with **no** principal, whatever the thread ran before, and whatever the
+    request set inside is gone when it ends, however it ends: entered and left in one
+    ``try/finally`` on the same thread (docs/row-level-security.md). The web middleware
+    and every Celery task open one.
+    """
+    before = _current.get()
+    token = _current.set(None)
+    scope_token = _in_request_scope.set(True)
+    try:
+        if before is not None:
+            _reapply_in_open_transactions()
+        yield
+    finally:
+        inside = _current.get()
+        _in_request_scope.reset(scope_token)
+        _current.reset(token)
+        if inside != before:  # only a transaction still open around the scope needs it
+            _reapply_in_open_transactions()
+
+
+def request_principal_set(principal: Principal) -> None:
+    """Act as ``principal`` for the rest of the enclosing :func:`request_scope`.
+
+    For a framework hook that cannot wrap the rest of the request in a ``with`` block
+    (DRF authenticates in ``initial``, then calls the handler); the scope still ends with
+    the request because ``request_scope`` resets it.
+    """
+    if not _in_request_scope.get():
+        raise ScopeOutsideRequestError("request_principal_set needs an enclosing request_scope")
+    if _current.get() != principal:
+        _current.set(principal)
+        _reapply_in_open_transactions()

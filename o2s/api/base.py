@@ -4,7 +4,8 @@
   (``o2s.api.authentication.ApiKeyAuthentication``); ``request.auth`` is the
   :class:`~paymenter.principals.ApiKeyPrincipal`;
 * per-key rate limit in Redis (``o2s.api.throttling.ApiKeyRateThrottle``);
-* the handler runs as that principal (RLS scope + audit actor);
+* the handler runs as that principal (RLS scope + audit actor), for exactly the lifetime
+  of the request (``rls.request_scope`` around ``dispatch``);
 * every POST goes through ``o2s.idempotency.run_idempotently``: views that
   accept POST derive from :class:`O2SIdempotentPostView` and implement
   ``perform_post`` instead of ``post``.
@@ -12,10 +13,8 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from typing import Any
 
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +24,7 @@ from o2s import idempotency
 from o2s.api.authentication import ApiKeyAuthentication, IsApiClient
 from o2s.api.throttling import ApiKeyRateThrottle
 from paymenter import rls
+from paymenter.json_parser import StrictJSONParser
 from paymenter.principals import ApiKeyPrincipal
 
 
@@ -32,7 +32,7 @@ class O2SAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsApiClient]
     throttle_classes = [ApiKeyRateThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     renderer_classes = [JSONRenderer]
 
     @property
@@ -42,16 +42,16 @@ class O2SAPIView(APIView):
             raise TypeError("O2S views need an API key principal")
         return auth
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The API key's principal lives exactly as long as this request, however it ends:
+        # an exception DRF does not map (a DatabaseError, a bug) re-raises out of
+        # ``dispatch`` and leaves the scope through the same ``finally``.
+        with rls.request_scope():
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authenticate, permit, throttle
-        self._principal_scope = ExitStack()
-        self._principal_scope.enter_context(rls.acting_as(self.principal))
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        scope: ExitStack | None = getattr(self, "_principal_scope", None)
-        if scope is not None:
-            scope.close()
-        return super().finalize_response(request, response, *args, **kwargs)
+        rls.request_principal_set(self.principal)
 
 
 class O2SIdempotentPostView(O2SAPIView):

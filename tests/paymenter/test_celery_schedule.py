@@ -10,13 +10,18 @@ from paymenter.celery import app
 def test_every_beat_entry_names_a_registered_task() -> None:
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert scheduled == {"events.tasks.outbox_relay", "o2s.tasks.idempotency_purge"}
+    assert scheduled == {"events.tasks.outbox_relay", "o2s.tasks.idempotency_purge", "audit.tasks.refusals_flush"}
     assert scheduled <= set(app.tasks)
 
 
 def test_tasks_acknowledge_late_and_are_time_limited() -> None:
     app.loader.import_default_modules()
-    for name in ("events.tasks.outbox_deliver", "events.tasks.outbox_relay", "o2s.tasks.idempotency_purge"):
+    for name in (
+        "events.tasks.outbox_deliver",
+        "events.tasks.outbox_relay",
+        "o2s.tasks.idempotency_purge",
+        "audit.tasks.refusals_flush",
+    ):
         task = app.tasks[name]
         assert task.acks_late is True
         assert task.reject_on_worker_lost is True
