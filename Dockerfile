@@ -32,6 +32,7 @@ RUN PAYMENTER_ENV=development python manage.py collectstatic --noinput --verbosi
 USER paymenter
 EXPOSE 8000
 
-# Tune with GUNICORN_CMD_ARGS (read by gunicorn itself), e.g. "--workers 4 --timeout 30".
-CMD ["gunicorn", "paymenter.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
-     "--access-logfile", "-"]
+# gunicorn reads /app/gunicorn.conf.py: sync workers (WEB_CONCURRENCY of them), access log on
+# stdout through the logger class that redacts card numbers (docs/operations.md). Tune with
+# WEB_CONCURRENCY or GUNICORN_CMD_ARGS (read by gunicorn itself), e.g. "--timeout 30".
+CMD ["gunicorn", "paymenter.wsgi:application", "--bind", "0.0.0.0:8000"]

@@ -13,6 +13,7 @@ class AuditAction(StrEnum):
     INVOICE_PAID = "invoice.paid"
     INVOICE_CHECKSUM_MISMATCH = "invoice.checksum_mismatch"
     ENCRYPTION_KEY_ROTATED = "encryption.key_rotated"
+    ENCRYPTED_VALUE_UNREADABLE = "encryption.value_unreadable"  # tampering or a lost key
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     API_AUTH_REFUSED = "api.auth_refused"  # no longer written: see REQUESTS_REFUSED
@@ -23,3 +24,13 @@ class AuditAction(StrEnum):
     TAX_RATE_CREATED = "tax_rate.created"
     PRODUCT_SAVED = "product.saved"
     INVOICE_MARKED_UNCOLLECTIBLE = "invoice.marked_uncollectible"
+    # staff accounts, groups and sign-ins (operations/staff_access.py, operations/staff_logins.py);
+    # failed sign-ins are counted and audited in aggregate as REQUESTS_REFUSED
+    STAFF_LOGIN = "staff.login"
+    STAFF_USER_CREATED = "staff.user_created"
+    STAFF_USER_CHANGED = "staff.user_changed"
+    STAFF_USER_PASSWORD_CHANGED = "staff.user_password_changed"  # noqa: S105 - an action's name
+    STAFF_USER_DELETED = "staff.user_deleted"
+    STAFF_GROUP_CREATED = "staff.group_created"
+    STAFF_GROUP_CHANGED = "staff.group_changed"
+    STAFF_GROUP_DELETED = "staff.group_deleted"

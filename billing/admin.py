@@ -22,6 +22,10 @@ from django.http import HttpRequest, HttpResponse
 from billing.models import Customer, CustomerMembership, Product, ProductPrice
 from billing.selectors import mask_pii
 from billing.services import CONTACT_FIELDS, customer_create, customer_update, product_save
+from paymenter.card_numbers import FIELD_MESSAGE as CARD_NUMBER_MESSAGE
+from paymenter.card_numbers import card_number_fields
+from paymenter.countries import INVALID_MESSAGE as INVALID_COUNTRY
+from paymenter.countries import country_code_normalise
 from paymenter.errors import PaymenterError
 from paymenter.principals import staff_principal
 from paymenter.readonly_admin import ReadOnlyInlineMixin
@@ -65,14 +69,18 @@ class CustomerAdminForm(_CustomerFormBase):
         fields = ("external_id", "billing_country", *PII_FIELDS)
 
     def clean_billing_country(self) -> str:
-        return str(self.cleaned_data["billing_country"]).strip().upper()
+        code = country_code_normalise(str(self.cleaned_data["billing_country"]).strip())
+        if code is None:
+            raise forms.ValidationError(INVALID_COUNTRY)
+        return code
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         error = self.service_error
         if error is not None:
             for field, problems in error.fields.items():
-                self.add_error(field if field in self.fields else None, problems)
+                name = field.split(".", 1)[0]  # "postal_address.country" belongs to postal_address
+                self.add_error(name if name in self.fields else None, problems)
             if not error.fields:
                 self.add_error(None, error.message)
         return cleaned
@@ -221,9 +229,11 @@ class CustomerAdmin(_CustomerAdminBase):
 if TYPE_CHECKING:
     _ProductAdminBase = admin.ModelAdmin[Product]
     _ProductPriceInlineBase = admin.TabularInline[ProductPrice, Product]
+    _ProductFormBase = forms.ModelForm[Product]
 else:
     _ProductAdminBase = admin.ModelAdmin
     _ProductPriceInlineBase = admin.TabularInline
+    _ProductFormBase = forms.ModelForm
 
 
 class ProductPriceInline(_ProductPriceInlineBase):
@@ -238,8 +248,24 @@ class ProductPriceInline(_ProductPriceInlineBase):
         return False
 
 
+class ProductAdminForm(_ProductFormBase):
+    """A card number in the code or description is refused here, with the field named;
+    ``product_save`` refuses it too, for every other caller."""
+
+    class Meta:
+        model = Product
+        fields = ("code", "description", "tax_treatment", "active")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in card_number_fields({key: cleaned.get(key) for key in ("code", "description")}):
+            self.add_error(name, CARD_NUMBER_MESSAGE)
+        return cleaned
+
+
 @admin.register(Product)
 class ProductAdmin(_ProductAdminBase):
+    form = ProductAdminForm
     inlines = (ProductPriceInline,)
     list_display = ("code", "description", "tax_treatment", "active", "created_at")
     list_filter = ("tax_treatment", "active")

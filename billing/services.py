@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,13 +20,15 @@ from billing.errors import DuplicateCustomerError, InvalidCustomerError
 from billing.models import Customer, CustomerMembership, Product, ProductPrice
 from billing.selectors import EMAIL_INDEX_PURPOSE, customer_get
 from paymenter import rls
+from paymenter.card_numbers import card_numbers_refuse
+from paymenter.countries import INVALID_MESSAGE as INVALID_COUNTRY
+from paymenter.countries import country_code_normalise
 from paymenter.encryption import blind_index
 from paymenter.principals import Principal, SystemPrincipal
 
 ADDRESS_KEYS = frozenset({"line1", "line2", "city", "region", "postcode", "country"})
 CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "tax_id")
 DEFAULT_MEMBER_PERMISSIONS = ("view_customer_invoices", "pay_customer_invoices")
-_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _MAX_TEXT = 500
 
 
@@ -68,15 +69,24 @@ def _clean_contact(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
             errors["postal_address"] = [f"an object with text fields among {sorted(ADDRESS_KEYS)}"]
         else:
             cleaned["postal_address"] = {k: v.strip() for k, v in address.items()}
+            country = cleaned["postal_address"].get("country")
+            if country:  # blank means "not given"; anything else is a real country
+                code = country_code_normalise(country)
+                if code is None:
+                    errors["postal_address.country"] = [INVALID_COUNTRY]
+                else:
+                    cleaned["postal_address"]["country"] = code
     if errors:
         raise InvalidCustomerError(errors)
     return cleaned
 
 
 def _clean_country(value: object) -> str:
-    if not isinstance(value, str) or not _COUNTRY_RE.match(value.upper()):
-        raise InvalidCustomerError({"billing_country": ["an ISO 3166-1 alpha-2 code such as AU"]})
-    return value.upper()
+    """The billing country decides GST: an assigned ISO 3166-1 code (``ZZ`` is none), upper case."""
+    code = country_code_normalise(value)
+    if code is None:
+        raise InvalidCustomerError({"billing_country": [INVALID_COUNTRY]})
+    return code
 
 
 def _raise_duplicate(exc: IntegrityError) -> None:
@@ -99,6 +109,17 @@ def customer_create(
     postal_address: Mapping[str, str] | None = None,
     tax_id: str | None = None,
 ) -> Customer:
+    # first: a card number typed into any field is refused whatever else is wrong (docs/security.md)
+    card_numbers_refuse(
+        {
+            "external_id": external_id,
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "postal_address": postal_address,
+            "tax_id": tax_id,
+        }
+    )
     if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 64:
         raise InvalidCustomerError({"external_id": ["required, at most 64 characters"]})
     country = _clean_country(billing_country)
@@ -130,6 +151,7 @@ def customer_create(
 
 def customer_update(*, principal: Principal, customer_id: uuid.UUID | str, changes: Mapping[str, Any]) -> Customer:
     """Change contact details and/or billing country. Unknown fields are refused."""
+    card_numbers_refuse(changes)
     unknown = set(changes) - {*CONTACT_FIELDS, "billing_country"}
     if unknown:
         raise InvalidCustomerError({name: ["unknown field"] for name in sorted(unknown)})
@@ -209,6 +231,7 @@ def product_save(*, principal: Principal, product: Product, prices: Mapping[str,
     """Save a catalogue product (new or changed) and set its prices (GST-exclusive minor
     units per currency), audited in the same transaction: prices decide what O2S invoices
     charge. A currency not named keeps its price; prices are never deleted."""
+    card_numbers_refuse({"code": product.code, "description": product.description})
     with unit_of_work(principal):
         created = product.pk is None
         product.save()

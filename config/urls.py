@@ -8,6 +8,7 @@ from paymenter import api_errors, health
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("portal.urls")),  # pay/<token>/: the hosted invoice page
     # O2S REST API (docs/o2s-integration.md), its OpenAPI schema and the staff docs page

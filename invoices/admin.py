@@ -5,7 +5,11 @@
   deletes one here. The admin group (``invoices.change_invoice``) may void through
   ``invoice_void``; payment actions arrive with the gateways.
 * The checksum column recomputes ``checksum.is_valid`` per row (lines prefetched) so a
-  tampered invoice shows a red cross.
+  tampered invoice shows a red cross. The change page of such an invoice carries an error
+  banner, and opening it (or filtering the list by checksum) records the mismatch through
+  ``invoice_checksum_mismatch_record`` (the first detection audits and alerts). The
+  "tampering recorded" filter lists every invoice with a recorded mismatch (a SQL filter on
+  ``InvoiceChecksumMismatch``, cheap on any list).
 * Tax rates are effective-dated rows: the admin group adds new ones; a row is never
   edited or deleted once created (old invoices were priced with it).
 * ``InvoiceNumberSequence`` is deliberately not registered: editing it breaks gapless
@@ -25,7 +29,13 @@ from billing.admin import can_see_pii
 from billing.selectors import mask_pii
 from invoices import checksum
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
-from invoices.services import invoice_mark_uncollectible, invoice_void, tax_rate_create
+from invoices.services import (
+    invoice_checksum_mismatch_record,
+    invoice_checksum_verify,
+    invoice_mark_uncollectible,
+    invoice_void,
+    tax_rate_create,
+)
 from paymenter.errors import PaymenterError
 from paymenter.money import Money
 from paymenter.principals import StaffPrincipal, staff_principal
@@ -43,6 +53,11 @@ else:  # ModelAdmin is generic only in the stubs
 VOID_PERMISSION = "invoices.change_invoice"
 ADMIN_VOID_REASON = "voided in the staff admin"
 ADMIN_UNCOLLECTIBLE_REASON = "written off by staff in the admin"
+TAMPERED_BANNER = (
+    "INTEGRITY CHECK FAILED: this invoice no longer matches its checksum. Its amounts or lines were "
+    "changed outside Paymenter, so nothing shown here can be trusted. Payment, void and write-off are "
+    "refused and no payment link is issued; staff have been alerted. Do not send it to the customer."
+)
 
 LINE_FIELDS = (
     "position",
@@ -111,12 +126,32 @@ class ChecksumListFilter(admin.SimpleListFilter):
         if wanted not in ("ok", "failed"):
             return queryset
         issued = queryset.exclude(status=InvoiceStatus.DRAFT).prefetch_related("lines")
-        ids = [
-            invoice.pk
-            for invoice in issued
-            if checksum.is_valid(invoice, list(invoice.lines.all())) == (wanted == "ok")
-        ]
-        return queryset.filter(pk__in=ids)
+        intact: list[Invoice] = []
+        failed: list[Invoice] = []
+        for invoice in issued:
+            (intact if checksum.is_valid(invoice, list(invoice.lines.all())) else failed).append(invoice)
+        principal = staff_principal(request)
+        for invoice in failed:  # a read that detects it: recorded (the first detection alerts)
+            invoice_checksum_mismatch_record(principal=principal, invoice=invoice, attempted="admin_list")
+        return queryset.filter(pk__in=[invoice.pk for invoice in (intact if wanted == "ok" else failed)])
+
+
+class TamperingRecordedListFilter(admin.SimpleListFilter):
+    """Invoices with a recorded checksum mismatch (``InvoiceChecksumMismatch``): one SQL
+    join, so unlike ``ChecksumListFilter`` it is cheap on the whole list."""
+
+    title = "tampering recorded"
+    parameter_name = "tampered"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "✗ tampered (recorded)"), ("no", "none recorded")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(checksum_mismatch__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(checksum_mismatch__isnull=True)
+        return queryset
 
 
 @admin.register(Invoice)
@@ -132,7 +167,7 @@ class InvoiceAdmin(_InvoiceAdminBase):
         "due_date",
         "checksum_ok",
     )
-    list_filter = ("status", "currency", "issue_date", ChecksumListFilter)
+    list_filter = ("status", "currency", "issue_date", TamperingRecordedListFilter, ChecksumListFilter)
     search_fields = ("number",)
     list_select_related = ("customer",)
     ordering = ("-created_at",)
@@ -159,6 +194,22 @@ class InvoiceAdmin(_InvoiceAdminBase):
         return bool(request.user.has_perm(VOID_PERMISSION))
 
     # --- what is shown ------------------------------------------------------------------
+
+    def render_change_form(  # noqa: PLR0917 - Django's signature, positional as the admin calls it
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        """The banner on a tampered invoice, shown on this very page (and the detection recorded)."""
+        if isinstance(obj, Invoice) and not invoice_checksum_verify(
+            principal=staff_principal(request), invoice=obj, attempted="admin_view", lines=list(obj.lines.all())
+        ):
+            self.message_user(request, TAMPERED_BANNER, level=messages.ERROR)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if can_see_pii(request):

@@ -142,6 +142,33 @@ class Invoice(models.Model):
         return max(self.total_minor - self.amount_paid_minor, 0)
 
 
+class InvoiceChecksumMismatch(models.Model):
+    """The first time an issued invoice was found not to match its checksum (tampering).
+
+    One row per invoice (the one-to-one is the unique constraint), written insert-on-conflict
+    by ``invoices.services.invoice_checksum_mismatch_record``: the writer that inserts it
+    audits and alerts, every later detection (reads, refused actions, the sweep) writes
+    nothing. It is also the staff admin's list of tampered invoices. ``customer`` repeats
+    the invoice's customer so that row-level security can key on it directly.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="checksum_mismatch")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    detected_at = models.DateTimeField(auto_now_add=True)
+    detected_by = models.CharField(max_length=300, help_text="The principal that first found it: actor type:id")
+    attempted = models.CharField(max_length=64, help_text="What it was doing: a read, the sweep, void, payment ...")
+    checksum_key_id = models.CharField(max_length=32, blank=True, help_text="The key id the invoice names")
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-detected_at"]
+
+    def __str__(self) -> str:
+        return f"checksum mismatch of invoice {self.invoice_id}"
+
+
 class InvoiceLine(models.Model):
     """One charge. ``customer`` repeats the invoice's customer so that row-level
     security can key on it directly."""

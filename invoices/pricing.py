@@ -22,6 +22,7 @@ from invoices.errors import (
     InvalidInvoiceError,
 )
 from invoices.models import TaxCode
+from paymenter.card_numbers import card_numbers_refuse
 from paymenter.money import MAX_MINOR, CurrencyMismatchError, normalize_currency
 
 MAX_LINES = 200
@@ -76,6 +77,9 @@ def seller_today() -> dt.date:
 
 
 def _validate_lines(lines: Sequence[InvoiceLineInput], currency: str) -> None:
+    # first: a description holding a card number is refused, 400 ``card_number_not_allowed``
+    # naming ``lines.<i>.description`` (docs/security.md), whoever called
+    card_numbers_refuse({"lines": [{"description": line.description} for line in lines]})
     errors: dict[str, list[str]] = {}
     if not lines:
         errors["lines"] = ["an invoice needs at least one line"]

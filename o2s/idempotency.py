@@ -44,7 +44,11 @@ from o2s.errors import (
     IdempotencyKeyReusedError,
 )
 from o2s.models import IdempotencyRecord
+from paymenter import rls
+from paymenter.card_numbers import CardNumberNotAllowedError
 from paymenter.errors import PaymenterError
+from paymenter.principals import SystemPrincipal
+from paymenter.redaction import contains_card_number
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 # What O2S was promised: a key is remembered for at least a day.
@@ -52,7 +56,8 @@ MIN_RETENTION = dt.timedelta(hours=24)
 PURGE_BATCH_SIZE = 1000
 # Printable ASCII; no leading/trailing space (proxies strip it, so it could not round-trip).
 _KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
-_LOCK_NAMESPACE = "o2s.idempotency"
+_LOCK_NAMESPACE = "paymenter.idempotency"  # unchanged since the module moved: the lock key O2S requests share
+PURGE_PRINCIPAL = SystemPrincipal(label="worker:idempotency-purge")
 
 Handler = Callable[[], Response]
 
@@ -63,10 +68,13 @@ def retention() -> dt.timedelta:
 
 
 def idempotency_key_from(request: Request) -> str | None:
-    """The request's key, ``None`` without the header; a malformed key is refused (400)."""
+    """The request's key, ``None`` without the header; a malformed key is refused (400), and
+    so is one holding a card number (400 ``card_number_not_allowed``): the key is stored."""
     key = request.headers.get(HEADER)
     if key is None:
         return None
+    if contains_card_number(key):
+        raise CardNumberNotAllowedError([HEADER])
     if len(key) > MAX_KEY_LENGTH or not _KEY_RE.fullmatch(key):
         raise IdempotencyKeyInvalidError()
     return key
@@ -195,20 +203,22 @@ def idempotency_records_purge(*, older_than: dt.timedelta | None = None) -> int:
     """Delete stored responses older than ``older_than`` (default: the retention); returns
     how many. Batched, so a large backlog never holds long locks; safe to run repeatedly.
 
-    Refuses to forget keys younger than 24 hours: O2S relies on that window.
+    Refuses to forget keys younger than 24 hours: O2S relies on that window. Runs as the
+    system (row-level security shows an API key only its own records).
     """
     age = retention() if older_than is None else older_than
     if age < MIN_RETENTION:
         raise ValueError(f"idempotency records must be kept at least {MIN_RETENTION}")
     cutoff = timezone.now() - age
     deleted = 0
-    while True:
-        batch = list(
-            IdempotencyRecord.objects.filter(created_at__lt=cutoff)
-            .order_by("created_at")
-            .values_list("id", flat=True)[:PURGE_BATCH_SIZE]
-        )
-        if not batch:
-            return deleted
-        count, _ = IdempotencyRecord.objects.filter(id__in=batch).delete()
-        deleted += count
+    with rls.acting_as(PURGE_PRINCIPAL):
+        while True:
+            batch = list(
+                IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+                .order_by("created_at")
+                .values_list("id", flat=True)[:PURGE_BATCH_SIZE]
+            )
+            if not batch:
+                return deleted
+            count, _ = IdempotencyRecord.objects.filter(id__in=batch).delete()
+            deleted += count

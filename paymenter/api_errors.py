@@ -20,11 +20,18 @@ DRF ``ParseError``                         400     ``malformed_json``
 ``UnsupportedMediaType``                   415     ``unsupported_media_type``
 ``Throttled`` (+ ``Retry-After``)          429     ``rate_limited``
 any other DRF ``APIException``             own     its ``default_code``
+``IntegrityError`` (logged at ERROR)       409     ``conflict``
 anything else                              500     ``internal_error`` (``handler500``)
 =========================================  ======  =========================
 
 A mapped exception raised with an explicit code keeps it, e.g.
 ``PermissionDenied(detail, code="ip_not_allowed")`` answers 403 ``ip_not_allowed``.
+
+An ``IntegrityError`` reaching the handler is a bug: a service should have refused with its
+own code before a constraint did (an invoice state rule, a duplicate). It is logged at ERROR
+with the traceback to be fixed, and the client gets a clear 409 ``conflict`` rather than a
+500. The error has already rolled back the transaction it broke (an O2S POST runs in one
+transaction, so such a request leaves nothing behind).
 
 ``handler400/403/404/500`` (wired in ``paymenter/urls.py``) give the same shape to paths
 under ``/api/`` that fail outside a DRF view; other paths keep Django's pages.
@@ -40,12 +47,14 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from paymenter.encrypted_fields import EncryptedValueUnreadableError
 from paymenter.errors import PaymenterError
 
 logger = logging.getLogger(__name__)
@@ -71,10 +80,18 @@ def error_body(code: str, message: str, fields: Mapping[str, list[str]] | None =
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """DRF exception handler; ``None`` lets Django answer (a 500 via ``handler500``)."""
+    if isinstance(exc, EncryptedValueUnreadableError):
+        return None  # answered (409) and audited by audit.middleware.UnreadableValueMiddleware
     if isinstance(exc, PaymenterError):
         if exc.status_code >= 500:
             logger.error("domain error answered with %s: %s", exc.status_code, exc.code, exc_info=exc)
         return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, IntegrityError):
+        logger.error("database constraint reached the client as 409 conflict (a bug to fix)", exc_info=exc)
+        return Response(
+            error_body("conflict", "The request conflicts with the current state of the data."),
+            status=409,
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(_django_validation_detail(exc))
     elif isinstance(exc, Http404):

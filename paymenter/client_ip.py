@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -41,12 +43,17 @@ def client_ip(request: HttpRequest) -> str:
 
     ``""`` is a refusal for every allowlist; callers must not substitute another value.
     """
+    return client_ip_of(request.META)
+
+
+def client_ip_of(meta: Mapping[str, Any]) -> str:
+    """:func:`client_ip` of a WSGI environ (``request.META``), for code in front of Django."""
     trusted_proxies: int = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
     if trusted_proxies <= 0:
-        candidate = str(request.META.get("REMOTE_ADDR") or "")
+        candidate = str(meta.get("REMOTE_ADDR") or "")
     else:
         # Repeated headers arrive joined with "," (WSGI), so they form one list.
-        forwarded = [entry.strip() for entry in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
+        forwarded = [entry.strip() for entry in str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
         forwarded = forwarded if forwarded != [""] else []
         if len(forwarded) < trusted_proxies:
             logger.warning(

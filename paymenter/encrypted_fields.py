@@ -10,12 +10,55 @@ Encrypted columns cannot be filtered on: use a blind index column instead.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
-from paymenter import encryption
+from paymenter import encryption, rls
+from paymenter.errors import PaymenterError
+from paymenter.metrics import Metric, metric_increment
+from paymenter.principals import Principal
+
+logger = logging.getLogger(__name__)
+
+
+class EncryptedValueUnreadableError(PaymenterError, encryption.DecryptionError):
+    """409 ``encrypted_value_unreadable``: a stored value of the record does not decrypt.
+
+    A ciphertext copied from another row or column (the associated data binds it to its
+    place), a tampered one, or one under a key no longer in the keyring: the record cannot
+    be used until an operator looks. Detected on read; the alert is raised here (log at
+    CRITICAL, ``encrypted_values_unreadable_total``), and the audit event is written by
+    ``audit.middleware.UnreadableValueMiddleware`` once the request's own transaction is
+    gone, so that it survives the refusal.
+    """
+
+    status_code = 409
+
+    def __init__(self, *, place: str, reason: str, principal: Principal | None) -> None:
+        super().__init__(
+            code="encrypted_value_unreadable",
+            message="A stored value of this record cannot be read; the record is held for investigation.",
+        )
+        self.place = place  # <table>.<column>:<pk>: names the value, never shows it
+        self.reason = reason  # the DecryptionError's text: a place or a key id, never key material
+        self.principal = principal  # who was acting when it was found
+
+    def __str__(self) -> str:  # for logs and tracebacks; the client sees ``message`` only
+        return f"{self.message} ({self.reason})"
+
+    @classmethod
+    def detected(cls, *, place: str, reason: str) -> EncryptedValueUnreadableError:
+        logger.critical(
+            "ALERT encrypted value unreadable at %s: %s",
+            place,
+            reason,
+            extra={"alert": "encrypted_value_unreadable", "place": place},
+        )
+        metric_increment(Metric.ENCRYPTED_VALUES_UNREADABLE)
+        return cls(place=place, reason=reason, principal=rls.current_principal())
 
 
 class Ciphertext(str):
@@ -41,7 +84,11 @@ class _EncryptedAttribute(DeferredAttribute):
         raw = super().__get__(instance, cls)
         if isinstance(raw, Ciphertext):
             if not hasattr(raw, "plaintext"):
-                text = encryption.decrypt(str(raw), context=self.field.encryption_context(instance))
+                context = self.field.encryption_context(instance)
+                try:
+                    text = encryption.decrypt(str(raw), context=context)
+                except encryption.DecryptionError as exc:
+                    raise EncryptedValueUnreadableError.detected(place=context, reason=str(exc)) from None
                 raw.plaintext = self.field.decode_plaintext(text)
                 raw.plaintext_text = text
             return raw.plaintext

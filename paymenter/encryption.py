@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from paymenter import keyring
 from paymenter.keyring import Keyring, decode_key_material
@@ -35,13 +36,18 @@ NONCE_BYTES = 12
 
 
 class DecryptionError(Exception):
-    """A stored value does not decrypt: wrong row/column, tampered, or unknown key."""
+    """A stored value does not decrypt: wrong row/column, tampered, or unknown key.
+
+    Its message names the value's place (``<table>.<column>:<pk>``) or key id, never a
+    value or key. Functions that hold key material hide their locals from error pages and
+    reports (``sensitive_variables``)."""
 
 
 def field_keyring() -> Keyring:
     return keyring.from_settings("FIELD_ENCRYPTION_KEYS")
 
 
+@sensitive_variables()
 @functools.lru_cache(maxsize=32)
 def _aes_key(material: bytes) -> AESGCM:
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"paymenter/field-encryption/v1").derive(
@@ -54,6 +60,7 @@ def _aad(key_id: str, context: str) -> bytes:
     return f"{FORMAT_VERSION}|{key_id}|{context}".encode()
 
 
+@sensitive_variables()
 def encrypt(plaintext: str, *, context: str, keyring: Keyring | None = None) -> str:
     ring = keyring or field_keyring()
     nonce = os.urandom(NONCE_BYTES)
@@ -73,6 +80,7 @@ def _split(token: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+@sensitive_variables()
 def decrypt(token: str, *, context: str, keyring: Keyring | None = None) -> str:
     ring = keyring or field_keyring()
     _, key_id, body = _split(token)
@@ -88,6 +96,7 @@ def decrypt(token: str, *, context: str, keyring: Keyring | None = None) -> str:
     return plaintext.decode()
 
 
+@sensitive_variables()
 def blind_index(value: str, *, purpose: str) -> str:
     """Deterministic keyed hash for exact-match lookups; case-insensitive, trimmed."""
     key = decode_key_material(settings.BLIND_INDEX_KEY, name="BLIND_INDEX_KEY")

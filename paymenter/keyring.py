@@ -12,7 +12,9 @@ import base64
 import binascii
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from django.views.decorators.debug import sensitive_variables
 
 MIN_KEY_BYTES = 32
 _KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -26,6 +28,7 @@ class UnknownKeyError(KeyError):
     """Data names a key id the keyring does not hold (rotated out too early?)."""
 
 
+@sensitive_variables()
 def decode_key_material(raw: str, *, name: str) -> bytes:
     padded = raw.strip() + "=" * (-len(raw.strip()) % 4)
     try:
@@ -40,9 +43,13 @@ def decode_key_material(raw: str, *, name: str) -> bytes:
 @dataclass(frozen=True)
 class Keyring:
     name: str
-    keys: tuple[tuple[str, bytes], ...]
+    keys: tuple[tuple[str, bytes], ...] = field(repr=False)  # never in a repr, log or error page
+
+    def __repr__(self) -> str:
+        return f"Keyring({self.name!r}, ids={self.ids()!r})"
 
     @classmethod
+    @sensitive_variables()
     def parse(cls, name: str, spec: str) -> Keyring:
         entries: list[tuple[str, bytes]] = []
         for raw_item in spec.split(","):

@@ -2,6 +2,8 @@
 
 * Any run of 13-19 digits (spaces or dashes allowed between digits) that passes the Luhn
   check is replaced by ``[REDACTED:PAN]``: a card number must never reach a log or a row.
+* So is a URL-encoded one in a URL, a request line or a query string (``?q=4242+4242+...``,
+  ``4242%204242...``): each path segment, query name and value is decoded and tested.
 * Values under secret-looking keys (password, secret, token, api_key, authorization,
   cvv, card number ...) become ``[REDACTED]``.
 * Bearer tokens, ``key=value`` secrets in free text and our own key prefixes are masked.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 REDACTED = "[REDACTED]"
 REDACTED_PAN = "[REDACTED:PAN]"
@@ -27,6 +30,10 @@ _INLINE_SECRET = re.compile(
     r"|((?:password|secret|token|api[_-]?key|cvv|cvc)\s*[=:]\s*)[^\s&,;]+"
 )
 _KNOWN_TOKEN = re.compile(r"\b(pk_live|sk_live|sk_test|rk_live|rk_test|whsec|pmk)_[A-Za-z0-9_]{6,}")
+# A run between spaces and quotes (a URL or request target in a log line), and the
+# delimiters that split one into path segments, query names and values.
+_URL_LIKE = re.compile(r"[^\s\"'<>]+")
+_URL_DELIMITER = re.compile(r"([/?&;=#])")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -48,14 +55,40 @@ def _mask_pan(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def contains_card_number(text: str) -> bool:
     """Whether ``text`` holds a Luhn-valid run of 13-19 digits (spaces or dashes between
-    digits allowed): the same test the redactor masks by."""
+    digits allowed): the same test the redactor masks by. UUIDs are ours, not cards: their
+    digit groups can form such a run by chance (about one random UUID in a few thousand), so
+    they are taken out first."""
+    text = _UUID.sub("-", text)
     return any(_mask_pan(match) == REDACTED_PAN for match in _PAN_CANDIDATE.finditer(text))
 
 
+def _mask_encoded_pans(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if "%" not in token and "+" not in token:
+        return token  # nothing encoded: the plain pass sees what there is
+    pieces = _URL_DELIMITER.split(token)  # odd indexes are the delimiters themselves
+    return "".join(
+        REDACTED_PAN if index % 2 == 0 and contains_card_number(unquote_plus(piece)) else piece
+        for index, piece in enumerate(pieces)
+    )
+
+
+def redact_url_encoded(text: str) -> str:
+    """Mask URL-encoded card numbers the plain pass cannot see (``+`` or ``%20`` between the
+    digit groups): ``GET /x?card=4242+4242+4242+4242`` -> ``GET /x?card=[REDACTED:PAN]``.
+    Only the offending segment, name or value is replaced; the rest of the URL is kept."""
+    if "%" not in text and "+" not in text:
+        return text
+    return _URL_LIKE.sub(_mask_encoded_pans, text)
+
+
 def redact_text(text: str) -> str:
-    text = _PAN_CANDIDATE.sub(_mask_pan, text)
+    text = _PAN_CANDIDATE.sub(_mask_pan, redact_url_encoded(text))
     text = _KNOWN_TOKEN.sub(REDACTED, text)
 
     def _inline(match: re.Match[str]) -> str:

@@ -6,6 +6,7 @@ table has RLS enabled and forced, and its policy reads the transaction-local set
 * ``paymenter.scope``        - ``customer`` | ``staff`` | ``system`` (unset: no rows)
 * ``paymenter.customer_ids`` - comma-separated customer UUIDs for ``customer`` scope
 * ``paymenter.user_id``      - the acting Django user, if any
+* ``paymenter.api_key_id``   - the O2S API key acting, if any (its idempotency records)
 
 The active principal lives in a context variable. Our database backend
 (``paymenter.postgres_rls``) writes it with ``set_config(..., true)`` at the start of
@@ -25,7 +26,7 @@ from typing import Any
 from django.db import connections
 
 from paymenter.errors import PaymenterError
-from paymenter.principals import CustomerPrincipal, Principal
+from paymenter.principals import ApiKeyPrincipal, CustomerPrincipal, Principal
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("paymenter_rls_principal", default=None)
 # True inside request_scope(): the only place a principal may be set without a ``with`` block
@@ -55,34 +56,32 @@ def require_principal() -> Principal:
 def settings_for(principal: Principal | None) -> dict[str, str]:
     """The transaction settings that express ``principal`` to the RLS policies."""
     if principal is None:
-        return {"paymenter.scope": "", "paymenter.customer_ids": "", "paymenter.user_id": ""}
+        return dict.fromkeys(_SETTINGS, "")
     customer_ids = ""
     user_id = ""
+    api_key_id = ""
     if isinstance(principal, CustomerPrincipal):
         customer_ids = ",".join(sorted(str(cid) for cid in principal.customer_ids))
         user_id = str(principal.user_id)
+    elif isinstance(principal, ApiKeyPrincipal):
+        api_key_id = str(principal.api_key_id)
     elif hasattr(principal, "user_id"):
         user_id = str(principal.user_id)
     return {
         "paymenter.scope": principal.scope_kind.value,
         "paymenter.customer_ids": customer_ids,
         "paymenter.user_id": user_id,
+        "paymenter.api_key_id": api_key_id,
     }
 
 
-_SET_SQL = (
-    "SELECT set_config('paymenter.scope', %s, true),"
-    " set_config('paymenter.customer_ids', %s, true),"
-    " set_config('paymenter.user_id', %s, true)"
-)
+_SETTINGS = ("paymenter.scope", "paymenter.customer_ids", "paymenter.user_id", "paymenter.api_key_id")
+_SET_SQL = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _SETTINGS)
 
 
 def apply_to_cursor(cursor: Any, principal: Principal | None) -> None:
     values = settings_for(principal)
-    cursor.execute(
-        _SET_SQL,
-        [values["paymenter.scope"], values["paymenter.customer_ids"], values["paymenter.user_id"]],
-    )
+    cursor.execute(_SET_SQL, [values[name] for name in _SETTINGS])
 
 
 def _reapply_in_open_transactions() -> None:

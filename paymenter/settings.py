@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from paymenter.env import ImproperlyConfiguredEnv, Mode, env
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally (no CDN)
+    "csp",  # Content-Security-Policy (docs/security.md)
     "guardian",
     "paymenter.apps.PaymenterConfig",
     "audit",
@@ -60,7 +62,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "paymenter.middleware.RequestContextMiddleware",
+    # an unreadable encrypted value: 409 and an audit event that outlives the request's rollback
+    "audit.middleware.UnreadableValueMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,6 +94,9 @@ TEMPLATES = [
     },
 ]
 
+# Error pages and reports hide sensitive variables and settings in DEBUG too (key material).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "paymenter.error_reports.AlwaysSafeExceptionReporterFilter"
+
 # --- Database -------------------------------------------------------------------------
 # ``default`` is the application's connection: a role that is neither superuser, nor
 # table owner, nor BYPASSRLS.  ``owner`` owns the schema and is used for migrations only
@@ -98,18 +106,38 @@ DATABASE_URL = env.str("DATABASE_URL", dev_default=_DEV_DATABASE_URL)
 DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default=DATABASE_URL)
 
 
-def _database(url: str) -> dict[str, Any]:
-    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=env.int("DB_CONN_MAX_AGE", 60)))
+# Connections are bounded per process by psycopg's pool (Django's built-in support): every
+# web worker, runserver thread and Celery process borrows one for a request or task and
+# returns it, so a process never holds more than DB_POOL_MAX_SIZE, however many threads or
+# requests it serves (docs/operations.md "Database connections"). Waiting longer than
+# DB_POOL_TIMEOUT for one is an error, not an unbounded queue.
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", 1)
+# 2 where one request or task at a time holds a connection (sync web worker, Celery process);
+# more where threads share the process: runserver's (development) and the tests' own threads
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", {Mode.DEVELOPMENT: 8, Mode.TEST: 16}.get(env.mode, 2))
+DB_POOL_TIMEOUT = env.int("DB_POOL_TIMEOUT", 10)
+
+
+def _database(url: str, *, pooled: bool) -> dict[str, Any]:
+    # a pool keeps the connections; Django must not keep its own (CONN_MAX_AGE 0)
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0 if pooled else 60))
     config["ENGINE"] = "paymenter.postgres_rls"
-    config["CONN_HEALTH_CHECKS"] = True
+    config["CONN_HEALTH_CHECKS"] = True  # pooled: the pool checks a connection before lending it
     config.setdefault("OPTIONS", {})
     config["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", 5))
+    if pooled:
+        config["OPTIONS"]["pool"] = {
+            "min_size": DB_POOL_MIN_SIZE,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+        }
     if env.optional("DATABASE_SSLMODE"):
         config["OPTIONS"]["sslmode"] = env.str("DATABASE_SSLMODE")
     return config
 
 
-DATABASES = {"default": _database(DATABASE_URL), "owner": _database(DATABASE_OWNER_URL)}
+# The owner connection runs migrations only: one short-lived connection, no pool.
+DATABASES = {"default": _database(DATABASE_URL, pooled=True), "owner": _database(DATABASE_OWNER_URL, pooled=False)}
 DATABASE_ROUTERS = ["paymenter.db_routers.OwnerMigratesRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -153,11 +181,16 @@ O2S_CALLBACK_URL = env.str("O2S_CALLBACK_URL", default="")
 O2S_CALLBACK_SECRETS = env.str("O2S_CALLBACK_SECRETS", dev_default=DEV_DEFAULT_SECRETS["O2S_CALLBACK_SECRETS"])
 O2S_CALLBACK_TIMEOUT_SECONDS = env.int("O2S_CALLBACK_TIMEOUT_SECONDS", 10)
 # Retry schedule: base * 2**(attempt-1), capped, equal jitter; dead after the max age.
+# Who may read /metrics (Prometheus text; paymenter/metrics.py): the scraper's networks.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+
 # Refused requests (bad API keys, failed staff logins) are counted per source address and
-# window in Redis and audited as one event per window (audit/refusals.py); a source past the
-# limit is answered 429 until its window ends.
+# window in Redis (paymenter/refusals.py) and audited as one event per window
+# (audit/refusals.py); a source past the limit is answered 429 until its window ends.
 REFUSAL_WINDOW_SECONDS = env.int("REFUSAL_WINDOW_SECONDS", 60)
 REFUSAL_LIMIT_PER_WINDOW = env.int("REFUSAL_LIMIT_PER_WINDOW", 30)
+# Paths whose requests pass the refusal gate in front of Django (paymenter/refusal_gate.py).
+REFUSAL_GATE_PATH_PREFIXES = ["/api/"]
 REFUSAL_RETENTION_SECONDS = env.int("REFUSAL_RETENTION_SECONDS", 7 * 24 * 3600)  # outlives a database outage
 
 # What each domain event causes: the subscription table of the channel layer (paymenter/outbox.py).
@@ -244,6 +277,22 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy on every response (django-csp; docs/security.md). No 'unsafe-inline':
+# every script and style is a file of this origin. The one inline script (the Swagger UI
+# start-up of /api/v1/docs/) carries the request's nonce, which is in the header only on pages
+# that use it. Static files must stay on this origin (STATIC_URL), or be added here.
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 # Reverse proxies in front of the app that append to X-Forwarded-For (paymenter.client_ip).
 # 0: the client is REMOTE_ADDR and X-Forwarded-For is ignored. N: the client is the N-th
 # entry from the right; the app must then be reachable only through those proxies.
@@ -258,12 +307,14 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576)
 
 REST_FRAMEWORK: dict[str, Any] = {
     "EXCEPTION_HANDLER": "paymenter.api_errors.exception_handler",
+    # JSON only, strictly: depth, UTF-8, NaN and duplicate keys refused (paymenter/json_parser.py)
+    "DEFAULT_PARSER_CLASSES": ["paymenter.json_parser.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
@@ -314,5 +365,10 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # Django's own handlers (a plain console line in DEBUG, mail to ADMINS, runserver's
+        # request lines with the query string) would bypass redaction: everything Django logs
+        # goes through the one redacting console instead (docs/security.md, "Card numbers").
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
     },
 }

@@ -13,6 +13,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
@@ -68,7 +69,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _live_app() -> Any:
-    django_app = WSGIHandler()
+    # static files too (the admin's, Swagger UI's), from the apps' folders as runserver does
+    django_app = StaticFilesHandler(WSGIHandler())
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         result = django_app(environ, start_response)

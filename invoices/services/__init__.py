@@ -1,10 +1,16 @@
 """Writes of invoices, by sub-domain: ``lifecycle`` (create, issue, void, write off),
-``payments`` (checksum gate, recording payment), ``tax_rates``, ``checksums`` (the sweep).
+``payments`` (checksum gate, recording payment), ``tax_rates``, ``checksums`` (recording a
+mismatch once, the sweep).
 
 Callers import the entry points from here; pricing lives in ``invoices.pricing``.
 """
 
-from invoices.services.checksums import ChecksumReport, invoices_verify_checksums
+from invoices.services.checksums import (
+    ChecksumReport,
+    invoice_checksum_mismatch_record,
+    invoice_checksum_verify,
+    invoices_verify_checksums,
+)
 from invoices.services.lifecycle import (
     InvoicePreview,
     invoice_create,
@@ -19,6 +25,8 @@ from invoices.services.tax_rates import tax_rate_create
 __all__ = [
     "ChecksumReport",
     "InvoicePreview",
+    "invoice_checksum_mismatch_record",
+    "invoice_checksum_verify",
     "invoice_create",
     "invoice_issue",
     "invoice_mark_paid",

@@ -1,16 +1,36 @@
-"""The periodic sweep over issued invoices' tamper checksums."""
+"""Tamper checksums of issued invoices: the periodic sweep, and what happens when any
+read or action finds an invoice that does not verify.
+
+A mismatch is recorded once per invoice (``InvoiceChecksumMismatch``, insert-on-conflict):
+the first detection, whoever makes it, writes the ``invoice.checksum_mismatch`` audit event
+and raises the alert (a CRITICAL log line with ``alert=invoice_checksum_mismatch`` and the
+``invoice_checksum_mismatches_total`` metric) after its transaction commits. Every later
+detection writes nothing, so reads and retried attempts cannot flood the audit trail or
+the pager. Whether an action is refused never depends on that row: each action recomputes
+the checksum itself (docs/invoices-and-checksums.md).
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from django.db import transaction
 
 from audit.unit_of_work import unit_of_work
 from invoices import checksum
-from invoices.models import InvoiceStatus
+from invoices.models import Invoice, InvoiceChecksumMismatch, InvoiceLine, InvoiceStatus
 from invoices.selectors import invoices_for_principal
 from invoices.services.auditing import audit_checksum_mismatch
+from paymenter.metrics import Metric, metric_increment
 from paymenter.principals import Principal
+
+logger = logging.getLogger(__name__)
+
+ALERT = "invoice_checksum_mismatch"
 
 
 @dataclass(frozen=True)
@@ -19,8 +39,67 @@ class ChecksumReport:
     mismatches: tuple[tuple[str, str], ...]  # (invoice id, number)
 
 
+def invoice_checksum_mismatch_record(*, principal: Principal, invoice: Invoice, attempted: str) -> bool:
+    """Record that ``invoice`` (issued) failed its checksum; ``True`` for the first detection.
+
+    First writer wins: the row is inserted on conflict do nothing (the one-to-one is the
+    unique constraint) in its own unit of work; a concurrent detection waits for the first
+    to commit and then inserts nothing. Only the writer that inserted it audits and, once
+    its transaction has committed, alerts. ``attempted`` names what was being done
+    (``o2s_api_read``, ``hosted_page``, ``verify``, ``void``, ``mark_paid`` ...).
+    """
+    candidate = InvoiceChecksumMismatch(
+        invoice_id=invoice.id,
+        customer_id=invoice.customer_id,
+        detected_by=f"{principal.actor_type}:{principal.actor_id}"[:300],
+        attempted=attempted[:64],
+        checksum_key_id=invoice.checksum_key_id,
+    )
+    with unit_of_work(principal):
+        InvoiceChecksumMismatch.objects.bulk_create([candidate], ignore_conflicts=True)
+        first = InvoiceChecksumMismatch.objects.filter(pk=candidate.pk).exists()
+        if first:
+            audit_checksum_mismatch(principal=principal, invoice=invoice, attempted=attempted)
+            transaction.on_commit(functools.partial(_alert, candidate=candidate, number=invoice.number or ""))
+    return first
+
+
+def _alert(*, candidate: InvoiceChecksumMismatch, number: str) -> None:
+    """After the commit: no alert for a detection that was rolled back (the next one alerts)."""
+    logger.critical(
+        "ALERT invoice %s (%s) fails its checksum: altered outside Paymenter; payment, void and "
+        "write-off are refused. First detected during %s (the audit trail names who)",
+        number,
+        candidate.invoice_id,
+        candidate.attempted,
+        extra={
+            "alert": ALERT,
+            "invoice_id": str(candidate.invoice_id),
+            "invoice_number": number,
+            "customer_id": str(candidate.customer_id),
+            "attempted": candidate.attempted,
+        },
+    )
+    metric_increment(Metric.INVOICE_CHECKSUM_MISMATCHES)
+
+
+def invoice_checksum_verify(
+    *, principal: Principal, invoice: Invoice, attempted: str, lines: Sequence[InvoiceLine] | None = None
+) -> bool:
+    """``True`` when ``invoice`` may be trusted: a draft (signed only when issued) or an
+    issued invoice whose checksum verifies. Otherwise the mismatch is recorded
+    (:func:`invoice_checksum_mismatch_record`) and ``False`` returned; the caller refuses
+    (``InvoiceChecksumMismatchError``) or shows nothing of the invoice. ``lines``: the
+    invoice's lines if already loaded."""
+    if invoice.status == InvoiceStatus.DRAFT or checksum.is_valid(invoice, lines):
+        return True
+    invoice_checksum_mismatch_record(principal=principal, invoice=invoice, attempted=attempted)
+    return False
+
+
 def invoices_verify_checksums(*, principal: Principal, batch_size: int = 500) -> ChecksumReport:
-    """Check every issued invoice; each mismatch is audited (committed per batch)."""
+    """Check every issued invoice and report each mismatch (every run); a mismatch is
+    audited and alerted only the first time it is found (by this sweep or anything else)."""
     checked = 0
     mismatches: list[tuple[str, str]] = []
     last_id: uuid.UUID | None = None
@@ -32,9 +111,9 @@ def invoices_verify_checksums(*, principal: Principal, batch_size: int = 500) ->
             invoices = list(batch.order_by("id").prefetch_related("lines")[:batch_size])
             for invoice in invoices:
                 checked += 1
-                if not checksum.is_valid(invoice, list(invoice.lines.all())):
+                lines = list(invoice.lines.all())
+                if not invoice_checksum_verify(principal=principal, invoice=invoice, attempted="verify", lines=lines):
                     mismatches.append((str(invoice.id), invoice.number or ""))
-                    audit_checksum_mismatch(principal=principal, invoice=invoice, attempted="verify")
         if len(invoices) < batch_size:
             return ChecksumReport(checked=checked, mismatches=tuple(mismatches))
         last_id = invoices[-1].id

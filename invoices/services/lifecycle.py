@@ -22,6 +22,7 @@ from billing.selectors import customer_get
 from invoices import checksum, numbering
 from invoices.errors import (
     InvalidInvoiceError,
+    InvoiceChecksumMismatchError,
     InvoiceStateError,
 )
 from invoices.events import InvoiceEvent, invoice_event_record
@@ -34,7 +35,9 @@ from invoices.pricing import (
 )
 from invoices.selectors import invoice_get_for_update
 from invoices.services.auditing import invoice_audit_record
+from invoices.services.checksums import invoice_checksum_verify
 from paymenter import rls
+from paymenter.card_numbers import card_numbers_refuse
 from paymenter.money import normalize_currency
 from paymenter.principals import Principal
 
@@ -222,44 +225,68 @@ def invoice_issue(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoi
 
 
 def invoice_void(*, principal: Principal, invoice_id: uuid.UUID | str, reason: str = "") -> Invoice:
-    """Void a draft or an unpaid open invoice. Paid invoices are refunded, not voided."""
+    """Void an issued invoice that is open and unpaid; O2S hears of it (``invoice.voided``).
+
+    Refused, with nothing written: a reason holding a card number (400
+    ``card_number_not_allowed``) or too long (400 ``invalid_invoice``); then, with the
+    invoice locked, an issued invoice whose checksum does not verify (409
+    ``invoice_checksum_mismatch``, its first detection recorded and alerted: no void and
+    no callback carrying tampered amounts); then any state but unpaid ``open`` (409
+    ``invoice_invalid_state``). A draft cannot be voided: it was never issued, has no
+    number and nobody outside knows of it. Paid invoices are refunded, not voided.
+    """
+    card_numbers_refuse({"reason": reason})
     if not isinstance(reason, str) or len(reason) > 500:
         raise InvalidInvoiceError({"reason": ["text of at most 500 characters"]})
     with unit_of_work(principal):
         invoice = invoice_get_for_update(principal=principal, invoice_id=invoice_id)
-        if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN) or invoice.amount_paid_minor:
-            raise InvoiceStateError(status=invoice.status, action="voided")
-        previous = invoice.status
-        invoice.status = InvoiceStatus.VOID
-        invoice.voided_at = timezone.now()
-        invoice.void_reason = reason.strip()
-        invoice.save(update_fields=["status", "voided_at", "void_reason"])
-        if previous == InvoiceStatus.OPEN:  # a draft was never issued: nobody outside knows of it
+        intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted="void")
+        if intact:
+            if invoice.status != InvoiceStatus.OPEN or invoice.amount_paid_minor:
+                raise InvoiceStateError(status=invoice.status, action="voided")
+            invoice.status = InvoiceStatus.VOID
+            invoice.voided_at = timezone.now()
+            invoice.void_reason = reason.strip()
+            invoice.save(update_fields=["status", "voided_at", "void_reason"])
             invoice_event_record(event=InvoiceEvent.VOIDED, invoice=invoice)
-        invoice_audit_record(
-            action=AuditAction.INVOICE_VOIDED,
-            principal=principal,
-            invoice=invoice,
-            payload={"before": {"status": previous}, "reason": invoice.void_reason},
-        )
+            invoice_audit_record(
+                action=AuditAction.INVOICE_VOIDED,
+                principal=principal,
+                invoice=invoice,
+                payload={"before": {"status": InvoiceStatus.OPEN.value}, "reason": invoice.void_reason},
+            )
+    if not intact:
+        raise InvoiceChecksumMismatchError()
     return invoice
 
 
 def invoice_mark_uncollectible(*, principal: Principal, invoice_id: uuid.UUID | str, reason: str) -> Invoice:
     """Write off an open invoice that will not be paid (dunning gave up). It stays owed:
-    a late payment still settles it (``invoice_mark_paid``)."""
+    a late payment still settles it (``invoice_mark_paid``).
+
+    Refused, with nothing written, in this order: a reason holding a card number (400
+    ``card_number_not_allowed``), a blank or too long reason (400 ``invalid_invoice``), an
+    issued invoice whose checksum does not verify (409 ``invoice_checksum_mismatch``; its
+    first detection recorded and alerted), any state but ``open`` (409
+    ``invoice_invalid_state``).
+    """
+    card_numbers_refuse({"reason": reason})
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
         raise InvalidInvoiceError({"reason": ["required, at most 500 characters"]})
     with unit_of_work(principal):
         invoice = invoice_get_for_update(principal=principal, invoice_id=invoice_id)
-        if invoice.status != InvoiceStatus.OPEN:
-            raise InvoiceStateError(status=invoice.status, action="marked uncollectible")
-        invoice.status = InvoiceStatus.UNCOLLECTIBLE
-        invoice.save(update_fields=["status"])
-        invoice_audit_record(
-            action=AuditAction.INVOICE_MARKED_UNCOLLECTIBLE,
-            principal=principal,
-            invoice=invoice,
-            payload={"amount_due_minor": invoice.amount_due_minor, "reason": reason.strip()},
-        )
+        intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted="mark_uncollectible")
+        if intact:
+            if invoice.status != InvoiceStatus.OPEN:
+                raise InvoiceStateError(status=invoice.status, action="marked uncollectible")
+            invoice.status = InvoiceStatus.UNCOLLECTIBLE
+            invoice.save(update_fields=["status"])
+            invoice_audit_record(
+                action=AuditAction.INVOICE_MARKED_UNCOLLECTIBLE,
+                principal=principal,
+                invoice=invoice,
+                payload={"amount_due_minor": invoice.amount_due_minor, "reason": reason.strip()},
+            )
+    if not intact:
+        raise InvoiceChecksumMismatchError()
     return invoice

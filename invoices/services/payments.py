@@ -1,7 +1,8 @@
 """Money against an invoice: the checksum gate before a payment, and recording payment.
 
 Every path that takes or changes money verifies the invoice checksum first; a mismatch
-refuses the action and is itself audited (and committed).
+refuses the action, and its first detection is recorded, audited and alerted (and
+committed even though the action is not: ``invoices.services.checksums``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.unit_of_work import unit_of_work
-from invoices import checksum
 from invoices.errors import (
     InvalidInvoiceError,
     InvoiceChecksumMismatchError,
@@ -22,21 +22,20 @@ from invoices.errors import (
 from invoices.events import InvoiceEvent, invoice_event_record
 from invoices.models import Invoice, InvoiceStatus
 from invoices.selectors import invoice_get, invoice_get_for_update
-from invoices.services.auditing import audit_checksum_mismatch, invoice_audit_record
+from invoices.services.auditing import invoice_audit_record
+from invoices.services.checksums import invoice_checksum_verify
 from paymenter.money import Money
 from paymenter.principals import Principal
 
 
 def invoice_require_intact(*, principal: Principal, invoice_id: uuid.UUID | str, attempted: str) -> Invoice:
-    """Verify the checksum before an action such as starting a payment.
+    """Verify the checksum before an action such as starting a payment (drafts pass).
 
-    On a mismatch the refusal is audited (and committed) and the action refused.
+    On a mismatch the action is refused; the first detection is recorded and alerted.
     """
     with unit_of_work(principal):
         invoice = invoice_get(principal=principal, invoice_id=invoice_id)
-        intact = invoice.status == InvoiceStatus.DRAFT or checksum.is_valid(invoice)
-        if not intact:
-            audit_checksum_mismatch(principal=principal, invoice=invoice, attempted=attempted)
+        intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted=attempted)
     if not intact:
         raise InvoiceChecksumMismatchError()
     return invoice
@@ -47,8 +46,11 @@ def invoice_mark_paid(
 ) -> Invoice:
     """Record full payment of an open (or uncollectible) invoice.
 
-    Refused (nothing changes) when the amount or currency differs from what is due, or
-    when the invoice's checksum does not verify (that refusal is itself audited).
+    Checked in this order, with the invoice locked, before anything is written: the
+    checksum of an issued invoice (409 ``invoice_checksum_mismatch``; its first detection
+    is recorded and alerted), the state (409 ``invoice_invalid_state``), then the amount
+    and currency against what is due (422 ``payment_amount_mismatch``). A refusal changes
+    nothing on the invoice and records no ``invoice.paid`` event.
     """
     if not isinstance(amount, Money):
         raise TypeError("amount must be Money")
@@ -56,12 +58,10 @@ def invoice_mark_paid(
         raise InvalidInvoiceError({"payment_reference": ["required, at most 255 characters"]})
     with unit_of_work(principal):
         invoice = invoice_get_for_update(principal=principal, invoice_id=invoice_id)
-        if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
-            raise InvoiceStateError(status=invoice.status, action="paid")
-        intact = checksum.is_valid(invoice)
-        if not intact:
-            audit_checksum_mismatch(principal=principal, invoice=invoice, attempted="mark_paid")
-        else:
+        intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted="mark_paid")
+        if intact:
+            if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+                raise InvoiceStateError(status=invoice.status, action="paid")
             due = Money(invoice.amount_due_minor, invoice.currency)
             if amount.currency != due.currency or amount.minor != due.minor:
                 raise PaymentAmountMismatchError(expected=due.format(), received=amount.format())

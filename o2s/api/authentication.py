@@ -12,32 +12,34 @@ valid key, address not in its networks   403     ``ip_not_allowed``   ``ip_not_a
 valid key, no trustworthy address        403     ``ip_not_allowed``   ``client_ip_unknown``
 =======================================  ======  ==================  ===================
 
-Every 401 has the same message, so a caller cannot tell which check failed; the reason
-goes to the ``api.auth_refused`` audit event (committed on its own, since the request
-fails) together with the client address and, if the key parsed, its public lookup id.
-The key itself is never logged or audited.
+Every 401 has the same message, so a caller cannot tell which check failed. A refusal
+costs no database write: it is counted per client address and window in Redis and audited
+as one aggregated ``requests.refused`` event per address and window (count, first/last
+time, reasons, public key lookup ids; ``audit/refusals.py``). An address past
+``REFUSAL_LIMIT_PER_WINDOW`` refusals is answered 429 ``rate_limited`` (``Retry-After``:
+the rest of the window), and its well-formed keys are not even looked up in the database
+unless they authenticated lately (O2S may share an address with a flood): that gate is
+``paymenter.refusal_gate``, in front of Django. The key itself is never logged or audited.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
-from django.db import DatabaseError, transaction
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from audit.actions import AuditAction
-from audit.services import audit_record
 from o2s.errors import ApiKeyRefusalReason, ApiKeyRefusedError
 from o2s.selectors import api_key_authenticate, api_key_check_network
 from o2s.services import api_key_touch
 from paymenter.client_ip import client_ip
+from paymenter.metrics import Metric, metric_increment
 from paymenter.principals import ApiKeyPrincipal
+from paymenter.refusals import RefusalKind, refusal_record, refusal_vouch
 
 logger = logging.getLogger(__name__)
 
@@ -68,29 +70,21 @@ class ApiClientUser:
         return f"api-key:{self.api_key_id}"
 
 
-def _audit_refusal(request: Request, *, reason: str, ip: str, lookup_id: str = "") -> None:
-    """Commit one ``api.auth_refused`` event. A failing audit write must not turn the
-    refusal into a 500, so it is logged and the refusal stands."""
-    payload: dict[str, Any] = {
-        "reason": reason,
-        "client_ip": ip,
-        "key_lookup_id": lookup_id,
-        "path": request.path[:_PATH_MAX],
-        "method": request.method,
-    }
+def _refuse(request: Request, *, reason: str, ip: str, lookup_id: str = "") -> None:
+    """Count the refusal for the aggregated audit event of its source and window (Redis
+    only: no database work); past the source's limit, answer 429 instead."""
     logger.warning(
         "API request refused: %s (client %s, key lookup id %s, %s %s)",
         reason,
         ip or "unknown",
         lookup_id or "-",
         request.method,
-        payload["path"],
+        request.path[:_PATH_MAX],
     )
-    try:
-        with transaction.atomic():
-            audit_record(action=AuditAction.API_AUTH_REFUSED, object_type="api_key", object_id="", payload=payload)
-    except DatabaseError:
-        logger.exception("could not audit a refused API request (%s)", reason)
+    standing = refusal_record(kind=RefusalKind.API, source=ip, reason=reason, detail=lookup_id)
+    if standing is not None and standing.over_limit:
+        metric_increment(Metric.REFUSALS_RATE_LIMITED)
+        raise exceptions.Throttled(wait=standing.retry_after)
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -98,21 +92,22 @@ class ApiKeyAuthentication(BaseAuthentication):
         ip = client_ip(request._request)
         header = get_authorization_header(request)
         if not header:
-            _audit_refusal(request, reason=ApiKeyRefusalReason.MISSING, ip=ip)
+            _refuse(request, reason=ApiKeyRefusalReason.MISSING, ip=ip)
             raise exceptions.NotAuthenticated(UNAUTHENTICATED_MESSAGE)
         raw = self._bearer_token(header)
         if raw is None:
-            _audit_refusal(request, reason=ApiKeyRefusalReason.MALFORMED, ip=ip)
+            _refuse(request, reason=ApiKeyRefusalReason.MALFORMED, ip=ip)
             raise exceptions.AuthenticationFailed(UNAUTHENTICATED_MESSAGE)
         try:
             api_key = api_key_authenticate(raw)
         except ApiKeyRefusedError as exc:
-            _audit_refusal(request, reason=exc.reason, ip=ip, lookup_id=exc.lookup_id)
+            _refuse(request, reason=exc.reason, ip=ip, lookup_id=exc.lookup_id)
             raise exceptions.AuthenticationFailed(UNAUTHENTICATED_MESSAGE) from None
         if not api_key_check_network(api_key, ip):
             reason = REASON_IP_NOT_ALLOWED if ip else REASON_CLIENT_IP_UNKNOWN
-            _audit_refusal(request, reason=reason, ip=ip, lookup_id=api_key.lookup_id)
+            _refuse(request, reason=reason, ip=ip, lookup_id=api_key.lookup_id)
             raise exceptions.PermissionDenied(IP_NOT_ALLOWED_MESSAGE, code=IP_NOT_ALLOWED_CODE)
+        refusal_vouch(raw)  # passes the refusal gate even from an address with a flood
         api_key_touch(api_key)
         logger.debug("API request authenticated with key lookup id %s", api_key.lookup_id)
         principal = ApiKeyPrincipal(

@@ -44,13 +44,18 @@ def only_o2s_api(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tuple[
 _ERRORS: dict[int, str] = {
     400: (
         "Bad input: `malformed_json`, `validation_error` (wrong type, out of range, missing), "
-        "`unknown_field` (a field the operation does not accept), `unknown_currency`, `invalid_customer`, "
+        "`unknown_field` (a field the operation does not accept), `card_number_not_allowed` (a card number "
+        "in a field, a query parameter or the Idempotency-Key), `unknown_currency`, `invalid_customer`, "
         "`invalid_invoice`, `idempotency_key_invalid`"
     ),
     401: "`unauthenticated`: no key, an unknown, expired or revoked key",
     403: "`ip_not_allowed` (not from the key's networks), `custom_lines_not_permitted`, `permission_denied`",
     404: "`not_found`, `customer_not_found`, `invoice_not_found`, `product_not_found`",
-    409: "`duplicate_customer`, `duplicate_email`, `invoice_invalid_state`, `idempotency_key_in_use`",
+    409: (
+        "`duplicate_customer`, `duplicate_email`, `invoice_invalid_state` (the action is not allowed in the "
+        "invoice's state, e.g. voiding a draft), `invoice_checksum_mismatch` (the invoice fails its integrity "
+        "check: nothing is done), `idempotency_key_in_use`, `conflict` (the request clashed with stored data)"
+    ),
     413: "`payload_too_large`: the body is over the size limit",
     415: "`unsupported_media_type`: the body must be `application/json`",
     422: (
@@ -100,10 +105,12 @@ class SchemaView(SpectacularAPIView):
 
 
 #: ``/api/v1/docs/``: Swagger UI from the bundled (offline) assets, for logged-in staff only;
-#: anyone else is sent to the admin login.
+#: anyone else is sent to the admin login. Its template fits the Content-Security-Policy: no
+#: inline style, and the start-up script carries the CSP nonce (docs/security.md).
 docs_view = staff_member_required(
     SpectacularSwaggerView.as_view(
         url_name="o2s-schema",
+        template_name="o2s/swagger_ui.html",
         authentication_classes=[SessionAuthentication],
         permission_classes=[IsAdminUser],
     )

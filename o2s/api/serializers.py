@@ -27,6 +27,9 @@ from invoices.pay_links import pay_link_url
 from invoices.pricing import MAX_LINES, MAX_QUANTITY
 from invoices.services import InvoicePreview
 from paymenter.api_errors import flatten_error_detail
+from paymenter.card_numbers import card_numbers_refuse
+from paymenter.countries import INVALID_MESSAGE as INVALID_COUNTRY
+from paymenter.countries import country_code_normalise
 from paymenter.errors import PaymenterError
 from paymenter.money import MAX_MINOR
 
@@ -95,12 +98,19 @@ class StrictDateField(serializers.DateField):
 
 
 class StrictSerializer(serializers.Serializer[Any]):
-    """Refuses fields it does not declare (or declares read-only) with ``unknown_field``."""
+    """Refuses fields it does not declare (or declares read-only) with ``unknown_field``.
+
+    The outermost one (a request body or the query parameters) first refuses a card number
+    in any string it was sent, unknown fields included: 400 ``card_number_not_allowed``
+    naming each by its dotted path (``lines.0.description``), before any other check, so
+    the refusal is the same whatever else is wrong (docs/security.md)."""
 
     #: fields that exist on the resource but may not be written, with the reason
     fixed_fields: Mapping[str, str] = {}
 
     def to_internal_value(self, data: Any) -> Any:
+        if self.root is self and isinstance(data, Mapping):
+            card_numbers_refuse(data)
         if isinstance(data, Mapping):
             writable = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(str(name) for name in data if name not in writable)
@@ -157,13 +167,34 @@ class ErrorSerializer(serializers.Serializer[Any]):
 _COUNTRY = r"^[A-Za-z]{2}$"
 
 
+class CountryCodeField(serializers.RegexField):
+    """An ISO 3166-1 alpha-2 code from the maintained list (``paymenter.countries``): ``ZZ``
+    has the shape but is no country. Any case in, upper case out. Text only."""
+
+    default_error_messages = {"unknown_country": INVALID_COUNTRY}
+
+    def __init__(self, regex: str = _COUNTRY, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 2)
+        super().__init__(regex, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        code = country_code_normalise(super().to_internal_value(data))
+        if code is None:
+            self.fail("unknown_country")
+        return code
+
+
 class PostalAddressSerializer(StrictSerializer):
     line1 = StrictCharField(max_length=500, required=False, allow_blank=True)
     line2 = StrictCharField(max_length=500, required=False, allow_blank=True)
     city = StrictCharField(max_length=500, required=False, allow_blank=True)
     region = StrictCharField(max_length=500, required=False, allow_blank=True)
     postcode = StrictCharField(max_length=500, required=False, allow_blank=True)
-    country = StrictCharField(max_length=500, required=False, allow_blank=True)
+    country = CountryCodeField(
+        r"^([A-Za-z]{2})?$", required=False, allow_blank=True, help_text="ISO 3166-1 alpha-2; blank if not given"
+    )
 
 
 class CustomerContactSerializer(StrictSerializer):
@@ -178,9 +209,7 @@ class CustomerContactSerializer(StrictSerializer):
 
 class CustomerCreateRequestSerializer(CustomerContactSerializer):
     external_id = StrictCharField(max_length=64, help_text="O2S's id of the customer; unique, fixed once created")
-    billing_country = serializers.RegexField(
-        _COUNTRY, max_length=2, help_text="ISO 3166-1 alpha-2; decides GST (AU: 10% GST, else GST-free export)"
-    )
+    billing_country = CountryCodeField(help_text="ISO 3166-1 alpha-2; decides GST (AU: 10% GST, else GST-free export)")
 
 
 class CustomerUpdateRequestSerializer(StrictSerializer):
@@ -193,7 +222,7 @@ class CustomerUpdateRequestSerializer(StrictSerializer):
     phone = StrictCharField(max_length=500, required=False, allow_null=True, allow_blank=True)
     postal_address = PostalAddressSerializer(required=False, allow_null=True)
     tax_id = StrictCharField(max_length=500, required=False, allow_null=True, allow_blank=True)
-    billing_country = serializers.RegexField(_COUNTRY, max_length=2, required=False)
+    billing_country = CountryCodeField(required=False)
 
 
 class CustomerLookupQuerySerializer(StrictSerializer):
@@ -345,9 +374,15 @@ class InvoiceSerializer(serializers.Serializer[Invoice]):
     amount_paid_minor = serializers.IntegerField()
     amount_due_minor = serializers.IntegerField()
     checksum_valid = serializers.SerializerMethodField(
-        help_text="The stored integrity checksum matches the invoice as stored now"
+        help_text=(
+            "The stored integrity checksum matches the invoice as stored now. False on an issued invoice: "
+            "it was altered outside Paymenter; it has no pay_url, and paying, voiding or writing it off "
+            "is refused (409 invoice_checksum_mismatch). Always false for a draft (signed when issued)"
+        )
     )
-    pay_url = serializers.SerializerMethodField(help_text="Where the customer pays; null unless the invoice is open")
+    pay_url = serializers.SerializerMethodField(
+        help_text="Where the customer pays; null unless the invoice is open and checksum_valid is true"
+    )
     created_at = serializers.DateTimeField()
 
     @extend_schema_field(OpenApiTypes.BOOL)
@@ -357,8 +392,8 @@ class InvoiceSerializer(serializers.Serializer[Invoice]):
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_pay_url(self, invoice: Invoice) -> str | None:
-        if invoice.status != InvoiceStatus.OPEN:
-            return None
+        if invoice.status != InvoiceStatus.OPEN or not self.get_checksum_valid(invoice):
+            return None  # never a link to pay an amount that fails its checksum
         request: HttpRequest | None = self.context.get("request")
         return pay_link_url(invoice=invoice, request=request)
 

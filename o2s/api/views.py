@@ -7,6 +7,7 @@ response serializers. Views validate shape, call one selector or service, serial
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -21,7 +22,7 @@ from rest_framework.response import Response
 from billing.selectors import customer_get, customer_get_by_external_id, product_get, products_active
 from billing.services import customer_create, customer_update
 from invoices.models import Invoice, InvoiceStatus
-from invoices.services import invoice_void
+from invoices.services import invoice_checksum_mismatch_record, invoice_void
 from o2s.api.base import O2SAPIView, O2SIdempotentPostView
 from o2s.api.schema import BODY_ERRORS, COMMON_ERRORS, IDEMPOTENCY_KEY, error_responses
 from o2s.api.serializers import (
@@ -42,6 +43,7 @@ from o2s.api.serializers import (
 )
 from o2s.selectors import o2s_invoice_get, o2s_invoices_list
 from o2s.services import O2SLine, o2s_invoice_create, o2s_invoice_preview
+from paymenter.principals import ApiKeyPrincipal
 
 CUSTOMERS = ["customers"]
 PRODUCTS = ["products"]
@@ -176,8 +178,20 @@ def _invoice_request(request: Request) -> dict[str, Any]:
     }
 
 
-def _invoice_data(invoice: Invoice, request: Request) -> dict[str, Any]:
-    return dict(InvoiceSerializer(invoice, context={"request": request}).data)
+def _record_tampered(
+    *, principal: ApiKeyPrincipal, invoices: Sequence[Invoice], results: Iterable[Mapping[str, Any]]
+) -> None:
+    """An issued invoice served with ``checksum_valid: false`` (and so no ``pay_url``) is
+    recorded as tampered; only its first detection anywhere audits and alerts."""
+    for invoice, item in zip(invoices, results, strict=True):
+        if item["status"] != InvoiceStatus.DRAFT and not item["checksum_valid"]:
+            invoice_checksum_mismatch_record(principal=principal, invoice=invoice, attempted="o2s_api_read")
+
+
+def _invoice_data(invoice: Invoice, request: Request, principal: ApiKeyPrincipal) -> dict[str, Any]:
+    data = dict(InvoiceSerializer(invoice, context={"request": request}).data)
+    _record_tampered(principal=principal, invoices=[invoice], results=[data])
+    return data
 
 
 _CREATE_DESCRIPTION = """Create **and issue** an invoice. The server computes every amount: unit prices
@@ -228,6 +242,7 @@ class InvoicesView(O2SIdempotentPostView):
         paginator = InvoiceCursorPagination()
         page = paginator.paginate_queryset(invoices, request, view=self) or []
         results = InvoiceSerializer(page, many=True, context={"request": request}).data  # type: ignore[arg-type] # many=True takes a list
+        _record_tampered(principal=self.principal, invoices=page, results=results)
         return Response(
             {"next": paginator.get_next_link(), "previous": paginator.get_previous_link(), "results": results}
         )
@@ -247,7 +262,7 @@ class InvoicesView(O2SIdempotentPostView):
     def perform_post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         invoice = o2s_invoice_create(principal=self.principal, **_invoice_request(request))
         return Response(
-            _invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice.id), request),
+            _invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice.id), request, self.principal),
             status=status.HTTP_201_CREATED,
         )
 
@@ -280,7 +295,9 @@ class InvoiceView(O2SAPIView):
     )
     def get(self, request: Request, invoice_id: uuid.UUID) -> Response:
         """One invoice with its lines, totals, checksum state and pay link."""
-        return Response(_invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice_id), request))
+        return Response(
+            _invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice_id), request, self.principal)
+        )
 
 
 class InvoiceVoidView(O2SIdempotentPostView):
@@ -288,7 +305,13 @@ class InvoiceVoidView(O2SIdempotentPostView):
         operation_id="invoices_void",
         tags=INVOICES,
         summary="Void an unpaid invoice",
-        description="Open (unpaid) invoices only; O2S then also receives an `invoice.voided` callback.",
+        description=(
+            "Issued, open (unpaid) invoices only; O2S then also receives an `invoice.voided` callback. "
+            "A draft (never issued), paid, void or uncollectible invoice: 409 `invoice_invalid_state`. "
+            "An invoice whose checksum fails (`checksum_valid: false`, altered outside Paymenter): "
+            "409 `invoice_checksum_mismatch`, nothing voided and no callback. A `reason` holding a card "
+            "number: 400 `card_number_not_allowed`."
+        ),
         parameters=[IDEMPOTENCY_KEY],
         request=InvoiceVoidRequestSerializer,
         responses={200: InvoiceSerializer, **error_responses(*BODY_ERRORS, 404, 409, 422, *COMMON_ERRORS)},
@@ -299,4 +322,6 @@ class InvoiceVoidView(O2SIdempotentPostView):
     def perform_post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = validated(InvoiceVoidRequestSerializer, request.data)
         invoice = invoice_void(principal=self.principal, invoice_id=kwargs["invoice_id"], reason=data.get("reason", ""))
-        return Response(_invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice.id), request))
+        return Response(
+            _invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice.id), request, self.principal)
+        )

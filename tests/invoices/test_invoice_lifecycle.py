@@ -277,7 +277,8 @@ def test_checksum_mismatch_refuses_payment_and_is_audited(system_principal: Syst
     assert _audit_actions(invoice.id)[-1] == "invoice.checksum_mismatch"
     with pytest.raises(InvoiceChecksumMismatchError):
         invoice_require_intact(principal=system_principal, invoice_id=invoice.id, attempted="start_payment")
-    assert _audit_actions(invoice.id)[-2:] == ["invoice.checksum_mismatch", "invoice.checksum_mismatch"]
+    # the tampering is audited once, at its first detection, not once per attempt
+    assert _audit_actions(invoice.id).count("invoice.checksum_mismatch") == 1
 
 
 def test_checksum_covers_what_is_owed(system_principal: SystemPrincipal) -> None:

@@ -10,6 +10,7 @@ from django.test import Client
 from audit.models import AuditEvent
 from billing.models import Customer, Product, ProductPrice, TaxTreatment
 from invoices.models import Invoice
+from o2s.models import IdempotencyRecord
 from o2s.services import api_key_create
 from paymenter import rls
 from paymenter.models import OutboxMessage
@@ -81,6 +82,7 @@ def side_effects() -> dict[str, int]:
             "invoices": Invoice.objects.count(),
             "outbox": OutboxMessage.objects.count(),
             "audit": AuditEvent.objects.exclude(action="api_key.created").count(),
+            "idempotency": IdempotencyRecord.objects.count(),
         }
 
 

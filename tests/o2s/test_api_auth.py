@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -27,6 +28,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from audit.models import AuditEvent
+from audit.refusals import refusals_flush
 from billing.models import ApiKey
 from o2s.api import throttling
 from o2s.api.throttling import ApiKeyRateThrottle
@@ -87,13 +89,26 @@ def _last_sequence() -> int:
 
 
 def _refusals_since(sequence: int) -> list[dict[str, Any]]:
+    """The aggregated refusal events written since ``sequence``, once every window is closed
+    (``refusals_flush`` an hour ahead), without their timestamps."""
+    refusals_flush(now=time.time() + 3600)
     with rls.acting_as(READER):
         return [
-            event.payload
-            for event in AuditEvent.objects.filter(sequence__gt=sequence, action="api.auth_refused").order_by(
+            {name: event.payload[name] for name in ("kind", "source", "count", "reasons", "details")}
+            for event in AuditEvent.objects.filter(sequence__gt=sequence, action="requests.refused").order_by(
                 "sequence"
             )
         ]
+
+
+def _refusal(source: str, reason: str, lookup_id: str = "", count: int = 1) -> dict[str, Any]:
+    return {
+        "kind": "api",
+        "source": source,
+        "count": count,
+        "reasons": {reason: count},
+        "details": {lookup_id: count} if lookup_id else {},
+    }
 
 
 def _events_since(sequence: int) -> list[AuditEvent]:
@@ -206,9 +221,7 @@ def test_no_header_is_401_with_www_authenticate_and_one_audit_event() -> None:
     assert response.status_code == 401
     assert response.json() == GENERIC_401
     assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
-    assert _refusals_since(since) == [
-        {"reason": "missing", "client_ip": ALLOWED_IP, "key_lookup_id": "", "path": WHOAMI, "method": "GET"}
-    ]
+    assert _refusals_since(since) == [_refusal(ALLOWED_IP, "missing")]
 
 
 @pytest.mark.parametrize(
@@ -238,9 +251,7 @@ def test_malformed_authorization_is_401_without_revealing_why(header: str, caplo
     assert response.status_code == 401
     assert response.json() == GENERIC_401
     assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
-    assert _refusals_since(since) == [
-        {"reason": "malformed", "client_ip": ALLOWED_IP, "key_lookup_id": "", "path": WHOAMI, "method": "GET"}
-    ]
+    assert _refusals_since(since) == [_refusal(ALLOWED_IP, "malformed")]
     api_key.refresh_from_db()
     assert api_key.last_used_at is None
     _assert_secret_nowhere(raw, caplog)
@@ -255,15 +266,7 @@ def test_unknown_key_is_401() -> None:
     assert response.status_code == 401
     assert response.json() == GENERIC_401
     assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
-    assert _refusals_since(since) == [
-        {
-            "reason": "unknown",
-            "client_ip": ALLOWED_IP,
-            "key_lookup_id": "0123456789ab",
-            "path": WHOAMI,
-            "method": "GET",
-        }
-    ]
+    assert _refusals_since(since) == [_refusal(ALLOWED_IP, "unknown", "0123456789ab")]
 
 
 def test_wrong_secret_for_a_real_lookup_id_is_401_unknown(caplog: pytest.LogCaptureFixture) -> None:
@@ -276,7 +279,7 @@ def test_wrong_secret_for_a_real_lookup_id_is_401_unknown(caplog: pytest.LogCapt
 
     assert response.status_code == 401
     assert response.json() == GENERIC_401
-    assert [(p["reason"], p["key_lookup_id"]) for p in _refusals_since(since)] == [("unknown", api_key.lookup_id)]
+    assert _refusals_since(since) == [_refusal(ALLOWED_IP, "unknown", api_key.lookup_id)]
     api_key.refresh_from_db()
     assert api_key.last_used_at is None
     _assert_secret_nowhere(forged, caplog)
@@ -294,7 +297,7 @@ def test_revoked_key_is_401(caplog: pytest.LogCaptureFixture) -> None:
     assert response.status_code == 401
     assert response.json() == GENERIC_401
     assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
-    assert [(p["reason"], p["key_lookup_id"]) for p in _refusals_since(since)] == [("revoked", api_key.lookup_id)]
+    assert _refusals_since(since) == [_refusal(ALLOWED_IP, "revoked", api_key.lookup_id)]
     assert len(_events_since(since)) == 1
     api_key.refresh_from_db()
     assert api_key.last_used_at is None
@@ -312,7 +315,7 @@ def test_expired_key_is_401(caplog: pytest.LogCaptureFixture) -> None:
 
     assert response.status_code == 401
     assert response.json() == GENERIC_401
-    assert [(p["reason"], p["key_lookup_id"]) for p in _refusals_since(since)] == [("expired", api_key.lookup_id)]
+    assert _refusals_since(since) == [_refusal(ALLOWED_IP, "expired", api_key.lookup_id)]
     _assert_secret_nowhere(raw, caplog)
 
 
@@ -328,15 +331,7 @@ def test_right_key_from_a_disallowed_address_is_403_ip_not_allowed(caplog: pytes
 
     assert response.status_code == 403
     assert response.json() == IP_403
-    assert _refusals_since(since) == [
-        {
-            "reason": "ip_not_allowed",
-            "client_ip": OUTSIDE_IP,
-            "key_lookup_id": api_key.lookup_id,
-            "path": WHOAMI,
-            "method": "GET",
-        }
-    ]
+    assert _refusals_since(since) == [_refusal(OUTSIDE_IP, "ip_not_allowed", api_key.lookup_id)]
     assert len(_events_since(since)) == 1
     api_key.refresh_from_db()
     assert api_key.last_used_at is None
@@ -352,7 +347,7 @@ def test_spoofed_forwarded_for_is_ignored_without_trusted_proxies() -> None:
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "ip_not_allowed"
-    assert [p["client_ip"] for p in _refusals_since(since)] == [OUTSIDE_IP]
+    assert [p["source"] for p in _refusals_since(since)] == [OUTSIDE_IP]
 
 
 @override_settings(TRUSTED_PROXY_COUNT=1)
@@ -374,7 +369,7 @@ def test_behind_one_proxy_a_spoofed_left_entry_is_ignored() -> None:
 
     assert response.status_code == 403
     assert response.json() == IP_403
-    assert [(p["reason"], p["client_ip"]) for p in _refusals_since(since)] == [("ip_not_allowed", OUTSIDE_IP)]
+    assert [(p["reasons"], p["source"]) for p in _refusals_since(since)] == [({"ip_not_allowed": 1}, OUTSIDE_IP)]
 
 
 @override_settings(TRUSTED_PROXY_COUNT=2)
@@ -395,7 +390,7 @@ def test_too_few_forwarded_entries_is_refused_not_remote_addr() -> None:
 
     assert response.status_code == 403
     assert response.json() == IP_403
-    assert [(p["reason"], p["client_ip"]) for p in _refusals_since(since)] == [("client_ip_unknown", "")]
+    assert [(p["reasons"], p["source"]) for p in _refusals_since(since)] == [({"client_ip_unknown": 1}, "unknown")]
 
 
 @pytest.mark.parametrize(
@@ -411,7 +406,7 @@ def test_an_unparseable_client_address_is_403_not_a_crash(proxies: int, remote: 
 
     assert response.status_code == 403
     assert response.json() == IP_403
-    assert [(p["reason"], p["client_ip"]) for p in _refusals_since(since)] == [("client_ip_unknown", "")]
+    assert [(p["reasons"], p["source"]) for p in _refusals_since(since)] == [({"client_ip_unknown": 1}, "unknown")]
 
 
 @pytest.mark.parametrize(
@@ -443,7 +438,7 @@ def test_client_ip(proxies: int, remote: str, xff: str | None, expected: str) ->
 # --- audit and logs never carry the key ----------------------------------------------------------
 
 
-def test_each_refusal_writes_exactly_one_audit_event_and_never_the_key(caplog: pytest.LogCaptureFixture) -> None:
+def test_refusals_are_audited_in_one_event_per_source_and_never_the_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     api_key, raw = _key()
     revoked, revoked_raw = _key(name="revoked")
@@ -459,15 +454,21 @@ def test_each_refusal_writes_exactly_one_audit_event_and_never_the_key(caplog: p
     ]
 
     assert statuses == [401, 401, 401, 401, 403]
-    events = _events_since(since)
-    assert [(e.action, e.payload["reason"]) for e in events] == [
-        ("api.auth_refused", "missing"),
-        ("api.auth_refused", "malformed"),
-        ("api.auth_refused", "unknown"),
-        ("api.auth_refused", "revoked"),
-        ("api.auth_refused", "ip_not_allowed"),
+    assert _events_since(since) == []  # nothing is written while requests are refused
+    assert _refusals_since(since) == [
+        {
+            "kind": "api",
+            "source": ALLOWED_IP,
+            "count": 4,
+            "reasons": {"malformed": 1, "missing": 1, "revoked": 1, "unknown": 1},
+            "details": {api_key.lookup_id: 1, revoked.lookup_id: 1},
+        },
+        _refusal(OUTSIDE_IP, "ip_not_allowed", api_key.lookup_id),
     ]
-    assert {e.actor_type for e in events} == {"anonymous"}
+    events = _events_since(since)
+    assert {(e.actor_type, e.actor_id, e.object_type) for e in events} == {
+        ("system", "worker:refusals", "request_source")
+    }
     for secret_bearer in (raw, revoked_raw):
         assert secret_bearer not in _all_audit_payloads_json()
         assert secret_bearer not in caplog.text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -64,6 +64,14 @@ def _written(external_id: str) -> tuple[int, int]:
             object_type="customer", action="customer.created", payload__external_id=external_id
         ).count()
     return customers, events
+
+
+@pytest.fixture(autouse=True)
+def _as_the_system() -> Iterator[None]:
+    """The test body reads and ages records directly, as the purge task does (system scope;
+    row-level security hides them from anyone else)."""
+    with rls.acting_as(PRINCIPAL):
+        yield
 
 
 def _records(api_key: ApiKey) -> int:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import resolve
 
 from audit.models import AuditEvent
 from billing.models import Customer, TaxTreatment
 from invoices.models import Invoice, InvoiceStatus
+from invoices.pay_links import PayLinkClaims, pay_link_verify
 from invoices.pricing import InvoiceLineInput
 from invoices.services import invoice_create, invoice_issue
 from paymenter.models import OutboxMessage
@@ -53,6 +57,16 @@ def _body(who: Customer, /, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def _without_pay_url(invoice: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in invoice.items() if key != "pay_url"}
+
+
+def _pay_link_claims(pay_url: str) -> PayLinkClaims:
+    """What a ``pay_url`` names, by the same verification the hosted page applies."""
+    assert pay_url.startswith(f"{settings.PUBLIC_BASE_URL}/"), pay_url
+    return pay_link_verify(resolve(urlsplit(pay_url).path).kwargs["token"])
 
 
 def _amounts(line: dict[str, Any]) -> tuple[Any, ...]:
@@ -334,7 +348,15 @@ def test_get_returns_the_invoice_and_404_for_a_missing_one(api: O2SClient, au_cu
     found = api.get(f"{URL}{created['id']}/")
     missing = api.get(f"{URL}{uuid.uuid4()}/")
 
-    assert (found.status_code, found.json()) == (200, created)
+    # A pay link carries its signing time (TimestampSigner): two reads a second apart get
+    # different links to the same page. Everything else is identical, and both links
+    # verify to this very invoice and customer.
+    assert found.status_code == 200
+    assert _without_pay_url(found.json()) == _without_pay_url(created)
+    for pay_url in (created["pay_url"], found.json()["pay_url"]):
+        assert _pay_link_claims(pay_url) == PayLinkClaims(
+            invoice_id=uuid.UUID(created["id"]), customer_id=au_customer.id
+        )
     assert (missing.status_code, error_code(missing)) == (404, "invoice_not_found")
     assert set(missing.json()["error"]) == {"code", "message", "fields"}
 

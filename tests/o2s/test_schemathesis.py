@@ -127,3 +127,25 @@ def test_successful_responses_conform_to_the_schema(live_url: str, o2s: dict[str
     )
     call("GET", "/products/", 200)
     call("GET", "/products/{code}/", 200, path_parameters={"code": o2s["product"]})
+
+
+@pytest.mark.parametrize("levels", [1_000, 100_000])
+def test_deeply_nested_json_is_a_documented_400_on_every_post(live_url: str, o2s: dict[str, Any], levels: int) -> None:
+    """The explicit hostile case random generation never reaches: nesting past the parser's
+    limit answers the documented 400 (``malformed_json``, the error schema), never a 5xx."""
+    headers = {**o2s["headers"], "Content-Type": "application/json"}
+    schema = schemathesis.openapi.from_url(f"{live_url}/api/v1/schema/", headers=o2s["headers"])
+    invoice_id = str(uuid.uuid4())  # the body is refused before the id is looked up
+    deep = b'{"lines": ' + b"[" * levels + b"]" * levels + b"}"
+
+    for path, parameters in (
+        ("/customers/", {}),
+        ("/invoices/", {}),
+        ("/invoices/preview/", {}),
+        ("/invoices/{invoice_id}/void/", {"invoice_id": invoice_id}),
+    ):
+        case = schema[f"/api/v1{path}"]["POST"].Case(path_parameters=parameters)
+        response = case.call(base_url=live_url, headers=headers, data=deep, timeout=30)
+
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json"), path
+        case.validate_response(response, checks=CHECKS, headers=headers)

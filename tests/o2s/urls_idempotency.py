@@ -10,6 +10,7 @@ mismatch), ``crash`` writes and then fails with an unexpected exception.
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,9 @@ from audit.services import audit_record
 from audit.unit_of_work import unit_of_work
 from billing.services import customer_create
 from o2s.idempotency import run_idempotently
+from paymenter import rls
 from paymenter.errors import PaymenterError
-from paymenter.principals import SystemPrincipal
+from paymenter.principals import ApiKeyPrincipal, SystemPrincipal
 
 PRINCIPAL = SystemPrincipal(label="test:idempotency")
 
@@ -93,11 +95,10 @@ class IdempotentCustomerView(APIView):
 
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
-        return run_idempotently(
-            request=request,
-            api_key_id=request.headers["X-Test-Api-Key"],
-            handler=lambda: _create_customer(data),
-        )
+        api_key_id = uuid.UUID(request.headers["X-Test-Api-Key"])
+        # as O2S's views do: the key's principal, whose records row-level security shows
+        with rls.acting_as(ApiKeyPrincipal(api_key_id=api_key_id, name="test")):
+            return run_idempotently(request=request, api_key_id=api_key_id, handler=lambda: _create_customer(data))
 
 
 urlpatterns = [path("o2s-test/customers/", IdempotentCustomerView.as_view())]

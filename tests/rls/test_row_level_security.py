@@ -24,6 +24,8 @@ CUSTOMER_TABLES = [
     "billing_customeruserobjectpermission",
     "invoices_invoice",
     "invoices_invoiceline",
+    "invoices_invoicechecksummismatch",
+    "paymenter_idempotencyrecord",
 ]
 
 
