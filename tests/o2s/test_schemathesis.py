@@ -26,9 +26,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from billing.models import Product, ProductPrice
+from invoices.services import invoice_mark_paid, invoice_void
 from o2s.services import api_key_create
 from paymenter import rls
-from tests.factories import make_customer
+from paymenter.money import Money
+from tests.factories import make_customer, make_invoice
 from tests.o2s.api_helpers import PRINCIPAL
 
 pytestmark = pytest.mark.committed
@@ -149,3 +151,48 @@ def test_deeply_nested_json_is_a_documented_400_on_every_post(live_url: str, o2s
 
         assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json"), path
         case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+def test_an_invoice_in_every_state_answers_documented_statuses_to_every_operation(
+    live_url: str, o2s: dict[str, Any]
+) -> None:
+    """Invoices in every state, as the demo data of ``make run`` has them (draft, open, paid,
+    void): reading and voiding each one answers a documented status and a conforming body,
+    never a 5xx (voiding the demo draft was a 500 once)."""
+    headers = o2s["headers"]
+    schema = schemathesis.openapi.from_url(f"{live_url}/api/v1/schema/", headers=headers)
+    with rls.acting_as(PRINCIPAL):
+        customer = o2s["customer"]
+        draft, open_, paid, void = (
+            make_invoice(customer, issue=state != "draft") for state in ("draft", "o", "p", "v")
+        )
+        invoice_mark_paid(
+            principal=PRINCIPAL, invoice_id=paid.id, amount=Money(paid.total_minor, "AUD"), payment_reference="st-1"
+        )
+        invoice_void(principal=PRINCIPAL, invoice_id=void.id, reason="schemathesis")
+    demo = [(draft.id, "draft"), (open_.id, "open"), (paid.id, "paid"), (void.id, "void")]
+
+    answers: dict[str, set[int]] = {}
+    for invoice_id, status in demo:
+        for method, path, body in (
+            ("GET", "/invoices/{invoice_id}/", None),
+            ("POST", "/invoices/{invoice_id}/void/", {"reason": "schemathesis"}),
+        ):
+            parts: dict[str, Any] = {"path_parameters": {"invoice_id": str(invoice_id)}}
+            if body is not None:
+                parts.update(body=body, media_type="application/json")
+            case = schema[f"/api/v1{path}"][method].Case(**parts)
+            response = case.call(base_url=live_url, headers=headers, timeout=30)
+            case.validate_response(response, checks=CHECKS, headers=headers)
+            answers.setdefault(f"{method} {status}", set()).add(response.status_code)
+
+    assert answers == {
+        "GET draft": {200},
+        "GET open": {200},
+        "GET paid": {200},
+        "GET void": {200},
+        "POST draft": {409},  # invoice_invalid_state: a draft was never issued
+        "POST open": {200},
+        "POST paid": {409},
+        "POST void": {409},
+    }
