@@ -114,30 +114,38 @@ admin.site.unregister(User)
 admin.site.unregister(Group)
 
 
+class _PrivilegeGuardedAdmin:
+    """What the user and group admins share: the form knows the acting member's privileges,
+    and a row that holds more than they do can be neither changed nor deleted by them."""
+
+    def _manage_refusal(self, request: HttpRequest, object_id: int) -> str | None:
+        raise NotImplementedError
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+        return type(form.__name__, (form,), {"actor": actor_privileges(request)})
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed: bool = super().has_change_permission(request, obj)  # type: ignore[misc]
+        if not allowed or obj is None or obj.pk is None:
+            return allowed
+        return self._manage_refusal(request, obj.pk) is None
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed: bool = super().has_delete_permission(request, obj)  # type: ignore[misc]
+        if not allowed or obj is None or obj.pk is None:
+            return allowed
+        return self._manage_refusal(request, obj.pk) is None
+
+
 @admin.register(User)
-class StaffUserAdmin(_UserAdminBase):
+class StaffUserAdmin(_PrivilegeGuardedAdmin, _UserAdminBase):
     form = StaffUserChangeForm
     add_form = StaffUserCreationForm
-
-    def get_form(self, request: HttpRequest, obj: User | None = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"actor": actor_privileges(request)})
 
     def _manage_refusal(self, request: HttpRequest, user_id: int) -> str | None:
         target = staff_access.user_privileges(user_id=user_id)
         return staff_access.user_manage_refusal(actor=actor_privileges(request), target=target)
-
-    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
-        allowed = super().has_change_permission(request, obj)
-        if not allowed or obj is None or obj.pk is None:
-            return allowed
-        return self._manage_refusal(request, obj.pk) is None
-
-    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
-        allowed = super().has_delete_permission(request, obj)
-        if not allowed or obj is None or obj.pk is None:
-            return allowed
-        return self._manage_refusal(request, obj.pk) is None
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: Any) -> None:
         if change:
@@ -234,28 +242,12 @@ class StaffGroupForm(_GroupFormBase):
 
 
 @admin.register(Group)
-class StaffGroupAdmin(GroupAdmin):
+class StaffGroupAdmin(_PrivilegeGuardedAdmin, GroupAdmin):
     form = StaffGroupForm
-
-    def get_form(self, request: HttpRequest, obj: Group | None = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change, **kwargs)
-        return type(form.__name__, (form,), {"actor": actor_privileges(request)})
 
     def _manage_refusal(self, request: HttpRequest, group_id: int) -> str | None:
         target = staff_access.group_privileges(group_id=group_id)
         return staff_access.group_manage_refusal(actor=actor_privileges(request), target=target)
-
-    def has_change_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
-        allowed = super().has_change_permission(request, obj)
-        if not allowed or obj is None or obj.pk is None:
-            return allowed
-        return self._manage_refusal(request, obj.pk) is None
-
-    def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
-        allowed = super().has_delete_permission(request, obj)
-        if not allowed or obj is None or obj.pk is None:
-            return allowed
-        return self._manage_refusal(request, obj.pk) is None
 
     def save_model(self, request: HttpRequest, obj: Group, form: Any, change: Any) -> None:
         if change:

@@ -14,8 +14,9 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from audit.models import AuditEvent
-from audit.refusals import CLOSE_GRACE_SECONDS, refusals_flush
+from audit.refusals import refusals_flush
 from paymenter.principals import SystemPrincipal
+from paymenter.refusals import CLOSE_GRACE_SECONDS
 
 pytestmark = pytest.mark.django_db
 
