@@ -21,6 +21,7 @@ from django.db import connections
 
 from paymenter import rls
 from paymenter.principals import StaffPrincipal, SystemPrincipal
+from paymenter.refusal_gate import RefusalGate
 
 
 @pytest.fixture(scope="session")
@@ -63,21 +64,24 @@ def _clear_cache() -> Iterator[None]:
         cache.clear()
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-def _live_app() -> Any:
-    # static files too (the admin's, Swagger UI's), from the apps' folders as runserver does
-    django_app = StaticFilesHandler(WSGIHandler())
+def live_wsgi_app() -> Any:
+    """What production serves (``paymenter.wsgi``: the refusal gate in front of Django), plus
+    static files (the admin's, Swagger UI's) from the apps' folders as runserver does."""
+    django_app = RefusalGate(StaticFilesHandler(WSGIHandler()))
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         result = django_app(environ, start_response)
         try:
             return [b"".join(result)]
         finally:
-            result.close()  # request_finished
+            close = getattr(result, "close", None)  # Django's response (request_finished); not the gate's 429
+            if close is not None:
+                close()
             connections.close_all()  # this thread's connections must not outlive the test
 
     return app
@@ -88,7 +92,7 @@ def live_url(committed_db: None) -> Iterator[str]:
     """The app in a real WSGI server (127.0.0.1, a free port) in a thread, as the restricted
     database role, on committed data (the app role cannot TRUNCATE, so pytest-django's
     ``live_server`` is not an option)."""
-    server: WSGIServer = make_server("127.0.0.1", 0, _live_app(), handler_class=_QuietHandler)
+    server: WSGIServer = make_server("127.0.0.1", 0, live_wsgi_app(), handler_class=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -1,23 +1,20 @@
 """The per-address refusal limiter: refusals cost no database work, an address past the
 limit is answered 429 by the gate in front of Django, and O2S's own key still gets through.
 
-The gate is WSGI middleware (``paymenter.wsgi.application``), so these tests drive that
-application: in-process with a stand-in behind the gate, and on a live server over HTTP.
+The gate is WSGI middleware (``paymenter.wsgi.application``), so these tests drive it
+in-process with a stand-in behind it, and the live server (``live_url``, gate + Django) over HTTP.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 import requests
-from django.db import connections
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from audit.models import AuditEvent
@@ -131,29 +128,11 @@ def test_redis_down_the_gate_is_open(monkeypatch: pytest.MonkeyPatch, caplog: py
 # --- the whole application, over HTTP -------------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def live_app(committed_db: None, settings: Any) -> Iterator[str]:
-    """``paymenter.wsgi.application`` (gate + Django) in a real server; the O2S key is
-    allowed from the flooding address, as when O2S shares an address with a flood."""
+def live_app(live_url: str, settings: Any) -> str:
+    """The whole application (gate + Django) over HTTP, on the test endpoints."""
     settings.ROOT_URLCONF = "tests.o2s.urls_auth"
-    from paymenter.wsgi import application  # noqa: PLC0415 - imported once settings are in place
-
-    server = make_server("127.0.0.1", 0, application, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        for conn in connections.all(initialized_only=True):
-            conn.close()
+    return live_url
 
 
 def _get(url: str, key: str | None) -> int:

@@ -9,21 +9,21 @@ threads are reused (like gunicorn's ``gthread``) and check what the next request
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from socketserver import BaseServer
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer, make_server
 
 import pytest
 import requests
-from django.core.handlers.wsgi import WSGIHandler
 from django.db import connections
 
 from o2s.services import api_key_create
 from paymenter import rls
 from paymenter.celery import platform_task
 from paymenter.principals import SystemPrincipal
+from tests.conftest import QuietHandler, live_wsgi_app
 from tests.o2s.api_helpers import PRINCIPAL
 
 pytestmark = pytest.mark.committed
@@ -48,24 +48,6 @@ class _PooledWSGIServer(WSGIServer):
             self.shutdown_request(request)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _app() -> Any:
-    django_app = WSGIHandler()
-
-    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        result = django_app(environ, start_response)
-        try:
-            return [b"".join(result)]
-        finally:
-            result.close()
-
-    return app
-
-
 @pytest.fixture
 def pooled_server(
     committed_db: None, settings: Any, request: pytest.FixtureRequest
@@ -77,7 +59,7 @@ def pooled_server(
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, threads=threads, **kwargs)
 
-    server = make_server("127.0.0.1", 0, _app(), server_class=Server, handler_class=_QuietHandler)
+    server = make_server("127.0.0.1", 0, live_wsgi_app(), server_class=Server, handler_class=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
