@@ -11,6 +11,13 @@ class AuditAction(StrEnum):
     INVOICE_ISSUED = "invoice.issued"
     INVOICE_VOIDED = "invoice.voided"
     INVOICE_PAID = "invoice.paid"
+    # the payments ledger (gateways/services): a payment that counts, one held for staff,
+    # a checkout started, staff re-processing a webhook event or settling a held payment
+    PAYMENT_RECORDED = "payment.recorded"
+    PAYMENT_HELD = "payment.held"
+    PAYMENT_HELD_RESOLVED = "payment.held_resolved"
+    PAYMENT_ATTEMPT_STARTED = "payment.attempt_started"
+    WEBHOOK_EVENT_REPROCESSED = "webhook.event_reprocessed"
     INVOICE_CHECKSUM_MISMATCH = "invoice.checksum_mismatch"
     ENCRYPTION_KEY_ROTATED = "encryption.key_rotated"
     ENCRYPTED_VALUE_UNREADABLE = "encryption.value_unreadable"  # tampering or a lost key

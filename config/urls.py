@@ -13,6 +13,8 @@ urlpatterns = [
     path("", include("portal.urls")),  # pay/<token>/: the hosted invoice page
     # O2S REST API (docs/o2s-integration.md), its OpenAPI schema and the staff docs page
     path("api/v1/", include("o2s.api.urls")),
+    # gateway webhooks: verified, stored once, processed by the worker (docs/webhooks.md)
+    path("webhooks/", include("webhooks.urls")),
 ]
 
 # JSON errors for /api/ paths that fail outside a DRF view (paymenter.api_errors).

@@ -14,8 +14,9 @@ Guarantees and how they are kept:
   (the HTTP timeout bounds it); whoever does not get the lock does nothing. Delivery is
   still *at least once*: a worker that dies after the receiver answered 2xx but before the
   commit leaves the row pending, so receivers dedupe by event id.
-* **Per-key order.** A message is handled only when no pending message with the same
-  ``ordering_key`` and a smaller id exists. After a message is delivered (or dead) the next
+* **Per-key order, per subscriber.** A message is handled only when no pending message of
+  the same topic with the same ``ordering_key`` and a smaller id exists (a failing O2S
+  callback never holds back a receipt e-mail). After a message is delivered (or dead) the next
   pending one of its key is nudged. A dead message no longer blocks later ones: an event
   that could not be delivered for the whole retry window must not hold back the rest.
 * **Nothing is lost.** Nudges are best effort; ``outbox_relay_due`` (Celery beat) nudges
@@ -60,13 +61,15 @@ def handler_for(topic: str) -> OutboxHandler | None:
 # --- Nudges -------------------------------------------------------------------------------
 
 
-def _nudge_next_of_key(*, ordering_key: str, after_id: int) -> None:
-    """The message after ``after_id`` in its key may go now: nudge it (best effort)."""
+def _nudge_next_of_key(*, topic: str, ordering_key: str, after_id: int) -> None:
+    """The message after ``after_id`` in its topic and key may go now: nudge it (best effort)."""
     if not ordering_key:
         return
     with rls.acting_as(WORKER_PRINCIPAL):
         next_id = (
-            OutboxMessage.objects.filter(ordering_key=ordering_key, status=OutboxStatus.PENDING, id__gt=after_id)
+            OutboxMessage.objects.filter(
+                topic=topic, ordering_key=ordering_key, status=OutboxStatus.PENDING, id__gt=after_id
+            )
             .order_by("id")
             .values_list("id", flat=True)
             .first()
@@ -100,10 +103,12 @@ def _deadline(message: OutboxMessage) -> datetime:
 
 
 def _has_pending_predecessor(message: OutboxMessage) -> bool:
+    """An earlier pending message of the same subscriber (topic) and key: wait for it. Other
+    subscribers' messages of the key never hold this one back (docs/outbox.md)."""
     if not message.ordering_key:
         return False
     return OutboxMessage.objects.filter(
-        ordering_key=message.ordering_key, status=OutboxStatus.PENDING, id__lt=message.id
+        topic=message.topic, ordering_key=message.ordering_key, status=OutboxStatus.PENDING, id__lt=message.id
     ).exists()
 
 
@@ -177,7 +182,7 @@ def outbox_deliver_message(*, message_id: int) -> OutboxStatus | None:
     else:
         if message.status == OutboxStatus.DEAD:
             _alert_dead(message)  # after the commit: no alert for a rolled-back dead-lettering
-        _nudge_next_of_key(ordering_key=message.ordering_key, after_id=message.id)
+        _nudge_next_of_key(topic=message.topic, ordering_key=message.ordering_key, after_id=message.id)
     return OutboxStatus(message.status)
 
 
@@ -218,7 +223,7 @@ def _dead_letter(message: OutboxMessage) -> None:
 def outbox_relay_due(*, limit: int = DEFAULT_RELAY_LIMIT) -> list[int]:
     """Nudge due pending messages (oldest first); returns the ids nudged.
 
-    Only the head of each ordering key is nudged (a message waiting for an earlier one
+    Only the head of each topic's ordering key is nudged (a message waiting for an earlier one
     would be skipped anyway). Rows are read with ``FOR NO KEY UPDATE SKIP LOCKED`` in a
     short transaction, so rows being delivered right now are skipped and concurrent relays
     split the work; the locks are released before the nudges are sent. A worker that
@@ -226,7 +231,10 @@ def outbox_relay_due(*, limit: int = DEFAULT_RELAY_LIMIT) -> list[int]:
     """
     with rls.acting_as(WORKER_PRINCIPAL), transaction.atomic(durable=True):
         earlier_pending = OutboxMessage.objects.filter(
-            ordering_key=OuterRef("ordering_key"), status=OutboxStatus.PENDING, id__lt=OuterRef("id")
+            topic=OuterRef("topic"),
+            ordering_key=OuterRef("ordering_key"),
+            status=OutboxStatus.PENDING,
+            id__lt=OuterRef("id"),
         ).exclude(ordering_key="")
         due_ids = list(
             OutboxMessage.objects.select_for_update(skip_locked=True, no_key=True)

@@ -13,12 +13,24 @@ add a subscription here; the domain service that records the event does not chan
 
 from __future__ import annotations
 
+from gateways.services import WEBHOOK_TOPIC, webhook_event_deliver
+from invoices.events import InvoiceEvent
 from o2s.callback_delivery import deliver_o2s_callback
 from o2s.callbacks import O2S_CALLBACK_EVENT_TYPES
 from o2s.callbacks import TOPIC as O2S_CALLBACK_TOPIC
 from paymenter.outbox import Subscription
+from portal.receipts import RECEIPT_TOPIC, deliver_receipt
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     # Provisioning callbacks to O2S: signed POSTs, in order per invoice (docs/callbacks.md).
     Subscription(topic=O2S_CALLBACK_TOPIC, event_types=O2S_CALLBACK_EVENT_TYPES, handler=deliver_o2s_callback),
+    # The customer's receipt e-mail for every payment that counts (portal/receipts.py).
+    Subscription(
+        topic=RECEIPT_TOPIC,
+        event_types=frozenset({InvoiceEvent.PAID, InvoiceEvent.PAYMENT_RECORDED}),
+        handler=deliver_receipt,
+    ),
+    # Verified gateway webhooks, stored by the inbox; not a domain event: no event types,
+    # the inbox enqueues this topic itself (gateways/services/inbox.py).
+    Subscription(topic=WEBHOOK_TOPIC, event_types=frozenset(), handler=webhook_event_deliver),
 )

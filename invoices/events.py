@@ -8,6 +8,7 @@ invoice's history in the order it happened.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +20,8 @@ from paymenter.outbox import domain_event_record, domain_event_subscribed
 class InvoiceEvent(StrEnum):
     ISSUED = "invoice.issued"
     PAID = "invoice.paid"
+    PAYMENT_RECORDED = "payment.recorded"
+    """A payment that leaves something due (a partial payment)."""
     VOIDED = "invoice.voided"
     REFUNDED = "invoice.refunded"
     PARTIALLY_REFUNDED = "invoice.partially_refunded"
@@ -41,13 +44,18 @@ def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def invoice_event_record(*, event: InvoiceEvent, invoice: Invoice) -> list[OutboxMessage]:
-    """Record ``event`` of ``invoice`` in the caller's transaction; one message per subscriber."""
+def invoice_event_record(
+    *, event: InvoiceEvent, invoice: Invoice, extra: Mapping[str, Any] | None = None
+) -> list[OutboxMessage]:
+    """Record ``event`` of ``invoice`` in the caller's transaction; one message per subscriber.
+
+    ``extra`` adds keys beside the snapshot (a payment event carries ``payment``).
+    """
     if not domain_event_subscribed(event.value):  # nobody listens: no snapshot, no query
         return []
     return domain_event_record(
         event_type=event.value,
-        data=invoice_snapshot(invoice),
+        data={**invoice_snapshot(invoice), **(extra or {})},
         ordering_key=f"invoice:{invoice.id}",
         customer_id=invoice.customer_id,
     )

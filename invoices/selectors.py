@@ -53,3 +53,10 @@ def invoice_get_for_update(*, principal: Principal, invoice_id: uuid.UUID | str)
     the caller's transaction; not-found exactly as :func:`invoice_get`."""
     visible = invoice_get(principal=principal, invoice_id=invoice_id)
     return Invoice.objects.select_for_update(no_key=True).get(pk=visible.pk)
+
+
+def invoice_lock(*, invoice: Invoice) -> Invoice:
+    """``invoice`` read again and locked (``FOR NO KEY UPDATE``) until the end of the caller's
+    transaction, for a caller that already selected it with a selector that checked who may
+    act on it (a pay link, the portal). Row-level security still applies to the read."""
+    return Invoice.objects.select_related("customer").select_for_update(no_key=True, of=("self",)).get(pk=invoice.pk)

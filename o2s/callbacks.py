@@ -19,6 +19,7 @@ class CallbackEventType(StrEnum):
     the same names."""
 
     INVOICE_PAID = "invoice.paid"
+    PAYMENT_RECORDED = "payment.recorded"
     INVOICE_REFUNDED = "invoice.refunded"
     INVOICE_PARTIALLY_REFUNDED = "invoice.partially_refunded"
     INVOICE_DISPUTED = "invoice.disputed"

@@ -223,3 +223,32 @@ def check_database_role(
     if not databases or "default" not in databases:
         return []
     return database_role_messages(connections["default"])
+
+
+@register(Tags.security)
+def check_payment_gateways(*, app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Stripe enabled without a webhook secret would refuse every webhook (and so rely on
+    reconciliation alone); a test key or a non-Stripe API base in production takes no money."""
+    messages: list[CheckMessage] = []
+    if not settings.STRIPE_SECRET_KEY:
+        return messages
+    if not settings.STRIPE_WEBHOOK_SECRETS:
+        messages.append(
+            Error(
+                "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRETS is empty: every Stripe webhook would be refused.",
+                hint="Set STRIPE_WEBHOOK_SECRETS to the endpoint's signing secret (whsec_...); see README.",
+                id="paymenter.E020",
+            )
+        )
+    if _production() and (
+        settings.STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_"))
+        or not settings.STRIPE_API_BASE.startswith("https://")
+    ):
+        messages.append(
+            Warning(
+                "Stripe is configured with a test key or a non-HTTPS API base in production.",
+                hint="Use a live restricted key (rk_live_...) and leave STRIPE_API_BASE at https://api.stripe.com.",
+                id="paymenter.W020",
+            )
+        )
+    return messages

@@ -36,6 +36,8 @@ class Metric(StrEnum):
     """Invoices first found with a checksum that does not verify (tampering)."""
     ENCRYPTED_VALUES_UNREADABLE = "encrypted_values_unreadable_total"
     """Encrypted values that failed to decrypt (moved between rows, or a lost key)."""
+    WEBHOOKS_REFUSED = "webhooks_refused_total"
+    """Webhook deliveries refused: signature, timestamp, body or source (webhooks/views.py)."""
 
 
 _local: Counter[str] = Counter()

@@ -6,7 +6,8 @@
   ``4242%204242...``): each path segment, query name and value is decoded and tested.
 * Values under secret-looking keys (password, secret, token, api_key, authorization,
   cvv, card number ...) become ``[REDACTED]``.
-* Bearer tokens, ``key=value`` secrets in free text and our own key prefixes are masked.
+* Bearer tokens, ``key=value`` secrets in free text and our own key prefixes are masked,
+  and so is the token of a pay link (``/pay/<token>/``), a credential for its invoice.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ _INLINE_SECRET = re.compile(
     r"|((?:password|secret|token|api[_-]?key|cvv|cvc)\s*[=:]\s*)[^\s&,;]+"
 )
 _KNOWN_TOKEN = re.compile(r"\b(pk_live|sk_live|sk_test|rk_live|rk_test|whsec|pmk)_[A-Za-z0-9_]{6,}")
+# A pay link's token is a credential for its invoice: not in logs (e.g. "Not Found: /pay/<token>/").
+_PAY_LINK_TOKEN = re.compile(r"(/pay/)[^/\s\"'<>?#]+")
 # A run between spaces and quotes (a URL or request target in a log line), and the
 # delimiters that split one into path segments, query names and values.
 _URL_LIKE = re.compile(r"[^\s\"'<>]+")
@@ -90,6 +93,7 @@ def redact_url_encoded(text: str) -> str:
 def redact_text(text: str) -> str:
     text = _PAN_CANDIDATE.sub(_mask_pan, redact_url_encoded(text))
     text = _KNOWN_TOKEN.sub(REDACTED, text)
+    text = _PAY_LINK_TOKEN.sub(rf"\g<1>{REDACTED}", text)
 
     def _inline(match: re.Match[str]) -> str:
         prefix = match.group(1) or match.group(2) or ""

@@ -62,6 +62,8 @@ class RefusalKind(StrEnum):
     """A request to the O2S API refused before it reached a view (401, 403, 429)."""
     STAFF_LOGIN = "staff_login"
     """A failed sign-in to the staff admin."""
+    WEBHOOK = "webhook"
+    """A gateway webhook delivery refused: bad signature, stale or future time, bad body."""
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "o2s",
     "events",
     "portal",
+    "webhooks",
     "operations",
 ]
 
@@ -189,8 +190,9 @@ METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.
 # (audit/refusals.py); a source past the limit is answered 429 until its window ends.
 REFUSAL_WINDOW_SECONDS = env.int("REFUSAL_WINDOW_SECONDS", 60)
 REFUSAL_LIMIT_PER_WINDOW = env.int("REFUSAL_LIMIT_PER_WINDOW", 30)
-# Paths whose requests pass the refusal gate in front of Django (paymenter/refusal_gate.py).
-REFUSAL_GATE_PATH_PREFIXES = ["/api/"]
+# Paths whose requests pass the refusal gate in front of Django (paymenter/refusal_gate.py),
+# each with the kind of refusals it counts against (paymenter.refusals.RefusalKind).
+REFUSAL_GATE_PATH_PREFIXES = {"/api/": "api", "/webhooks/": "webhook"}
 REFUSAL_RETENTION_SECONDS = env.int("REFUSAL_RETENTION_SECONDS", 7 * 24 * 3600)  # outlives a database outage
 
 # What each domain event causes: the subscription table of the channel layer (paymenter/outbox.py).
@@ -211,12 +213,52 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": float(REFUSAL_WINDOW_SECONDS),
         "options": {"expires": float(REFUSAL_WINDOW_SECONDS)},
     },
+    "payment-reconciliation": {
+        "task": "gateways.tasks.payment_attempts_reconcile",
+        "schedule": float(env.int("PAYMENT_RECONCILE_INTERVAL_SECONDS", 300)),
+        "options": {"expires": float(env.int("PAYMENT_RECONCILE_INTERVAL_SECONDS", 300))},
+    },
     "idempotency-purge": {
         "task": "o2s.tasks.idempotency_purge",
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
 }
+
+# --- Payments (docs/payments.md, docs/webhooks.md) ---------------------------------------
+# Stripe is enabled when STRIPE_SECRET_KEY is set. STRIPE_API_BASE points the client at a
+# local peer in tests and `make run` (devtools/stripe_peer); production leaves the default.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRETS = [item for item in env.list("STRIPE_WEBHOOK_SECRETS", []) if item]
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", 10)
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
+# Optional source allowlist of /webhooks/stripe/ (CIDRs, comma-separated); empty: off.
+STRIPE_WEBHOOK_ALLOWED_IPS = env.list("STRIPE_WEBHOOK_ALLOWED_IPS", [])
+# A signature timestamp further ahead of our clock than this is refused (clock skew allowance).
+WEBHOOK_FUTURE_SKEW_SECONDS = env.int("WEBHOOK_FUTURE_SKEW_SECONDS", 60)
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", 262_144)
+# A checkout session's lifetime (Stripe allows 30 minutes to 24 hours).
+PAYMENT_SESSION_TTL_SECONDS = env.int("PAYMENT_SESSION_TTL_SECONDS", 3600)
+# Open attempts older than this are asked about by the reconciliation job (beat).
+PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", 900)
+# The fraud rules' hook (gateways/risk.py); "allow" until the fraud rules exist.
+PAYMENT_RISK_ASSESSOR = env.str("PAYMENT_RISK_ASSESSOR", default="gateways.risk.ALLOW_ALL")
+
+# --- E-mail (receipts) ------------------------------------------------------------------------
+# Development prints e-mails to the console; production sends through SMTP (EMAIL_HOST ...).
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend",
+    dev_default="django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
 
 # --- Auth -----------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Iterator
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -87,12 +88,31 @@ def live_wsgi_app() -> Any:
     return app
 
 
+class ConcurrentWSGIServer(ThreadingMixIn, WSGIServer):
+    """A thread per request and a deep listen queue: real simultaneous requests."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 @pytest.fixture
 def live_url(committed_db: None) -> Iterator[str]:
     """The app in a real WSGI server (127.0.0.1, a free port) in a thread, as the restricted
     database role, on committed data (the app role cannot TRUNCATE, so pytest-django's
-    ``live_server`` is not an option)."""
-    server: WSGIServer = make_server("127.0.0.1", 0, live_wsgi_app(), handler_class=QuietHandler)
+    ``live_server`` is not an option). It answers one request at a time."""
+    yield from _serve(WSGIServer)
+
+
+@pytest.fixture
+def live_url_concurrent(committed_db: None) -> Iterator[str]:
+    """As :func:`live_url`, but each request in its own thread, as gunicorn's workers would."""
+    yield from _serve(ConcurrentWSGIServer)
+
+
+def _serve(server_class: type[WSGIServer]) -> Iterator[str]:
+    server: WSGIServer = make_server(
+        "127.0.0.1", 0, live_wsgi_app(), server_class=server_class, handler_class=QuietHandler
+    )
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -1,5 +1,5 @@
 """Writes of invoices, by sub-domain: ``lifecycle`` (create, issue, void, write off),
-``payments`` (checksum gate, recording payment), ``tax_rates``, ``checksums`` (recording a
+``payments`` (applying the payments ledger's total), ``tax_rates``, ``checksums`` (recording a
 mismatch once, the sweep).
 
 Callers import the entry points from here; pricing lives in ``invoices.pricing``.
@@ -19,7 +19,7 @@ from invoices.services.lifecycle import (
     invoice_preview,
     invoice_void,
 )
-from invoices.services.payments import invoice_mark_paid, invoice_require_intact
+from invoices.services.payments import invoice_payments_apply
 from invoices.services.tax_rates import tax_rate_create
 
 __all__ = [
@@ -29,10 +29,9 @@ __all__ = [
     "invoice_checksum_verify",
     "invoice_create",
     "invoice_issue",
-    "invoice_mark_paid",
     "invoice_mark_uncollectible",
+    "invoice_payments_apply",
     "invoice_preview",
-    "invoice_require_intact",
     "invoice_void",
     "invoices_verify_checksums",
     "tax_rate_create",

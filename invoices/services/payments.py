@@ -1,85 +1,57 @@
-"""Money against an invoice: the checksum gate before a payment, and recording payment.
+"""Money against an invoice: applying what the payments ledger says was paid.
 
-Every path that takes or changes money verifies the invoice checksum first; a mismatch
-refuses the action, and its first detection is recorded, audited and alerted (and
-committed even though the action is not: ``invoices.services.checksums``).
+Every path that takes or changes money verifies the invoice checksum first (the ledger,
+``gateways.services``, before it calls this); a mismatch refuses the action, and its first
+detection is recorded, audited and alerted (and committed even though the action is not:
+``invoices.services.checksums``).
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.unit_of_work import unit_of_work
-from invoices.errors import (
-    InvalidInvoiceError,
-    InvoiceChecksumMismatchError,
-    InvoiceStateError,
-    PaymentAmountMismatchError,
-)
+from invoices.errors import InvoiceStateError, PaymentAmountMismatchError
 from invoices.events import InvoiceEvent, invoice_event_record
 from invoices.models import Invoice, InvoiceStatus
-from invoices.selectors import invoice_get, invoice_get_for_update
 from invoices.services.auditing import invoice_audit_record
-from invoices.services.checksums import invoice_checksum_verify
 from paymenter.money import Money
 from paymenter.principals import Principal
 
 
-def invoice_require_intact(*, principal: Principal, invoice_id: uuid.UUID | str, attempted: str) -> Invoice:
-    """Verify the checksum before an action such as starting a payment (drafts pass).
+def invoice_payments_apply(
+    *, principal: Principal, invoice: Invoice, amount_paid_minor: int, payment: Mapping[str, Any]
+) -> InvoiceEvent:
+    """Set what ``invoice`` has been paid to the ledger's total and move it to ``paid``
+    exactly when nothing is left due; records ``invoice.paid`` or, while something is still
+    due, ``payment.recorded``, and the audit event of the same name.
 
-    On a mismatch the action is refused; the first detection is recorded and alerted.
+    Not an entry point: the ledger (``gateways.services.ledger.payment_record``) calls it in
+    its unit of work with ``invoice`` locked and its checksum verified, after writing the
+    payment row; ``amount_paid_minor`` is the sum of the invoice's applied payments, so the
+    stored figure is derived from the rows and never edited on its own. ``payment``
+    describes the payment that caused it (event data and audit payload).
     """
-    with unit_of_work(principal):
-        invoice = invoice_get(principal=principal, invoice_id=invoice_id)
-        intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted=attempted)
-    if not intact:
-        raise InvoiceChecksumMismatchError()
-    return invoice
-
-
-def invoice_mark_paid(
-    *, principal: Principal, invoice_id: uuid.UUID | str, amount: Money, payment_reference: str
-) -> Invoice:
-    """Record full payment of an open (or uncollectible) invoice.
-
-    Checked in this order, with the invoice locked, before anything is written: the
-    checksum of an issued invoice (409 ``invoice_checksum_mismatch``; its first detection
-    is recorded and alerted), the state (409 ``invoice_invalid_state``), then the amount
-    and currency against what is due (422 ``payment_amount_mismatch``). A refusal changes
-    nothing on the invoice and records no ``invoice.paid`` event.
-    """
-    if not isinstance(amount, Money):
-        raise TypeError("amount must be Money")
-    if not payment_reference or len(payment_reference) > 255:
-        raise InvalidInvoiceError({"payment_reference": ["required, at most 255 characters"]})
-    with unit_of_work(principal):
-        invoice = invoice_get_for_update(principal=principal, invoice_id=invoice_id)
-        intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted="mark_paid")
-        if intact:
-            if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
-                raise InvoiceStateError(status=invoice.status, action="paid")
-            due = Money(invoice.amount_due_minor, invoice.currency)
-            if amount.currency != due.currency or amount.minor != due.minor:
-                raise PaymentAmountMismatchError(expected=due.format(), received=amount.format())
-            invoice.amount_paid_minor += amount.minor
-            invoice.status = InvoiceStatus.PAID
-            invoice.paid_at = timezone.now()
-            invoice.save(update_fields=["amount_paid_minor", "status", "paid_at"])
-            invoice_event_record(event=InvoiceEvent.PAID, invoice=invoice)
-            invoice_audit_record(
-                action=AuditAction.INVOICE_PAID,
-                principal=principal,
-                invoice=invoice,
-                payload={
-                    "amount_minor": amount.minor,
-                    "currency": amount.currency,
-                    "payment_reference": payment_reference,
-                },
-            )
-    if not intact:
-        raise InvoiceChecksumMismatchError()
-    return invoice
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+        raise InvoiceStateError(status=invoice.status, action="paid")
+    if not 0 <= amount_paid_minor <= invoice.total_minor:
+        raise PaymentAmountMismatchError(
+            expected=Money(invoice.total_minor, invoice.currency).format(),
+            received=Money(amount_paid_minor, invoice.currency).format(),
+        )
+    invoice.amount_paid_minor = amount_paid_minor
+    update_fields = ["amount_paid_minor"]
+    if amount_paid_minor == invoice.total_minor:
+        invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = timezone.now()
+        update_fields += ["status", "paid_at"]
+        event, action = InvoiceEvent.PAID, AuditAction.INVOICE_PAID
+    else:
+        event, action = InvoiceEvent.PAYMENT_RECORDED, AuditAction.PAYMENT_RECORDED
+    invoice.save(update_fields=update_fields)
+    invoice_event_record(event=event, invoice=invoice, extra={"payment": dict(payment)})
+    invoice_audit_record(action=action, principal=principal, invoice=invoice, payload=dict(payment))
+    return event

@@ -12,6 +12,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from billing.models import Customer, CustomerMembership
+from gateways.models import Payment
 from invoices.models import Invoice
 from paymenter.principals import SystemPrincipal
 
@@ -74,9 +75,24 @@ def test_first_run_creates_the_data_set_and_prints_each_login_once(system_princi
     us_open = invoices.get(customer__external_id="demo-us-1", status="open")
     assert au_open.tax_minor == au_open.subtotal_minor // 10  # GST 10%
     assert us_open.tax_minor == 0  # GST-free export
+    paid_invoice = invoices.get(status="paid")
+    assert (paid_invoice.amount_paid_minor, paid_invoice.amount_due_minor) == (paid_invoice.total_minor, 0)
     paid = AuditEvent.objects.get(action="invoice.paid")
-    assert paid.payload["payment_reference"] == "demo-payment-1"
+    assert paid.object_id == str(paid_invoice.id)
+    assert paid.payload["number"] == paid_invoice.number
+    assert paid.payload["transaction_id"] == f"demo-{paid_invoice.number}"
+    assert (paid.payload["gateway"], paid.payload["method"]) == ("bank_transfer", "bank_transfer")
+    assert (paid.payload["amount_minor"], paid.payload["currency"]) == (paid_invoice.total_minor, "AUD")
+    assert (paid.payload["status"], paid.payload["held_reason"]) == ("applied", "")
+    assert "payment_reference" not in paid.payload
     assert paid.actor_id == "command:load_demo_data"
+    payment = Payment.objects.get(invoice=paid_invoice)
+    assert str(payment.id) == paid.payload["payment_id"]
+    assert (payment.gateway, payment.transaction_id, payment.status) == (
+        "bank_transfer",
+        f"demo-{paid_invoice.number}",
+        "applied",
+    )
 
 
 def test_second_run_creates_nothing_and_prints_no_password(system_principal: SystemPrincipal) -> None:
@@ -110,6 +126,15 @@ def group_permissions(name: str) -> set[str]:
     }
 
 
+GATEWAYS_VIEW = {  # gateways/0002_row_level_security_and_staff_grants: the ledger and the inbox
+    "gateways.view_payment",
+    "gateways.view_paymentattempt",
+    "gateways.view_webhookevent",
+    "gateways.view_gatewaycustomer",
+}
+GATEWAYS_ACT = {"gateways.resolve_held_payment", "gateways.reprocess_webhookevent"}
+
+
 def test_staff_groups_have_the_role_table_permissions() -> None:
     admin, billing, support = (group_permissions(name) for name in ("admin", "billing", "support"))
 
@@ -120,7 +145,12 @@ def test_staff_groups_have_the_role_table_permissions() -> None:
         "invoices.view_invoiceline",
         "billing.view_product",  # billing/0006_staff_groups_products: the catalogue, read-only
         "billing.view_productprice",
+        *GATEWAYS_VIEW,  # read-only
     }
+    # billing and admin see the ledger and the inbox, resolve held payments and re-process
+    # webhook events; nobody may add, change or delete ledger rows in the admin
+    for group in (admin, billing):
+        assert {p for p in group if p.startswith("gateways.")} == GATEWAYS_VIEW | GATEWAYS_ACT
     assert billing < admin
     assert {
         "invoices.change_invoice",

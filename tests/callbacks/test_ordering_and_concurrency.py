@@ -12,8 +12,10 @@ from events.delivery import outbox_deliver_message, outbox_relay_due
 from invoices.events import InvoiceEvent, invoice_event_record
 from invoices.models import Invoice
 from invoices.services import invoice_void
+from o2s.callbacks import TOPIC as O2S_CALLBACK_TOPIC
 from paymenter import rls
 from paymenter.models import OutboxMessage, OutboxStatus
+from portal.receipts import RECEIPT_TOPIC
 from tests.callbacks.conftest import TEST_PRINCIPAL, evt, outbox_row, outbox_rows
 from tests.callbacks.receiver import Receiver
 from tests.factories import make_customer, make_invoice
@@ -26,9 +28,15 @@ MESSAGES = 6
 
 def _two_events(invoice: Invoice) -> tuple[uuid.UUID, uuid.UUID]:
     with rls.acting_as(TEST_PRINCIPAL), transaction.atomic():
-        [first] = invoice_event_record(event=InvoiceEvent.PAID, invoice=invoice)
-        [second] = invoice_event_record(event=InvoiceEvent.REFUNDED, invoice=invoice)
-    return first.event_id, second.event_id
+        paid = invoice_event_record(event=InvoiceEvent.PAID, invoice=invoice)
+        refunded = invoice_event_record(event=InvoiceEvent.REFUNDED, invoice=invoice)
+    return _o2s_message(paid).event_id, _o2s_message(refunded).event_id
+
+
+def _o2s_message(messages: list[OutboxMessage]) -> OutboxMessage:
+    """The O2S callback of an event (``invoice.paid`` also has a receipt subscriber)."""
+    [callback] = [message for message in messages if message.topic == O2S_CALLBACK_TOPIC]
+    return callback
 
 
 def test_events_of_one_invoice_are_delivered_in_order_even_if_the_later_is_tried_first(
@@ -73,6 +81,23 @@ def test_a_dead_event_no_longer_blocks_later_ones(receiver: Receiver, open_invoi
     assert outbox_deliver_message(message_id=second_row.id) == OutboxStatus.DELIVERED
 
     assert [event["id"] for event in receiver.accepted_events({evt(first), evt(second)})] == [evt(second)]
+
+
+def test_a_pending_receipt_never_holds_back_the_o2s_callbacks_of_its_invoice(
+    receiver: Receiver, open_invoice: Invoice
+) -> None:
+    first, second = _two_events(open_invoice)  # invoice.paid: O2S + receipt; invoice.refunded: O2S
+    first_row, second_row = outbox_rows([first, second])
+    with rls.acting_as(TEST_PRINCIPAL):
+        receipt = OutboxMessage.objects.get(ordering_key=f"invoice:{open_invoice.id}", topic=RECEIPT_TOPIC)
+    assert first_row.id < receipt.id < second_row.id
+
+    assert outbox_deliver_message(message_id=first_row.id) == OutboxStatus.DELIVERED
+    # the receipt is still pending (its SMTP server may be down for hours): O2S must not wait for it
+    assert outbox_deliver_message(message_id=second_row.id) == OutboxStatus.DELIVERED
+
+    assert [event["id"] for event in receiver.accepted_events({evt(first), evt(second)})] == [evt(first), evt(second)]
+    assert outbox_row(receipt.event_id).status == OutboxStatus.PENDING
 
 
 def test_concurrent_relays_and_workers_deliver_each_event_exactly_once(receiver: Receiver, committed_db: None) -> None:

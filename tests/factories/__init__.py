@@ -14,7 +14,9 @@ from billing.services import customer_create, customer_grant_access
 from invoices.models import Invoice
 from invoices.pricing import InvoiceLineInput
 from invoices.services import invoice_create
+from paymenter import rls
 from paymenter.principals import SystemPrincipal
+from tests.factories.payments import pay_invoice, start_card_payment
 
 FACTORY_PRINCIPAL = SystemPrincipal(label="test:factory")
 _counter = itertools.count(1)
@@ -72,3 +74,23 @@ def make_member(customer: Customer, **user_fields: Any) -> User:
     user = UserFactory.create(**user_fields)
     customer_grant_access(principal=FACTORY_PRINCIPAL, customer_id=customer.id, user=user)
     return user
+
+
+def make_paid_invoice(customer: Customer, **invoice_fields: Any) -> Invoice:
+    """An issued invoice paid in full through the ledger (one bank transfer of its total)."""
+    invoice = make_invoice(customer, **invoice_fields)
+    pay_invoice(invoice)
+    with rls.acting_as(FACTORY_PRINCIPAL):
+        return Invoice.objects.get(id=invoice.id)
+
+
+__all__ = [
+    "FACTORY_PRINCIPAL",
+    "UserFactory",
+    "make_customer",
+    "make_invoice",
+    "make_member",
+    "make_paid_invoice",
+    "pay_invoice",
+    "start_card_payment",
+]

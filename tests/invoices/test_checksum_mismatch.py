@@ -22,21 +22,20 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Customer
+from gateways.models import Payment
 from invoices.errors import InvoiceChecksumMismatchError
 from invoices.models import Invoice, InvoiceChecksumMismatch, InvoiceStatus
 from invoices.pay_links import pay_link_token
 from invoices.services import (
     invoice_checksum_mismatch_record,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
-    invoice_require_intact,
 )
 from invoices.services.checksums import ALERT
 from paymenter import rls
 from paymenter.metrics import Metric, metrics_snapshot
 from paymenter.money import Money
 from paymenter.principals import SystemPrincipal
-from tests.factories import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice, pay_invoice, start_card_payment
 from tests.invoices.tampering import OBSERVER, invoice_trace, mismatch_events, tamper_totals
 from tests.o2s.api_helpers import O2SClient, error_code, make_api_client
 
@@ -92,6 +91,11 @@ def _alerts(caplog: pytest.LogCaptureFixture, invoice: Invoice) -> list[logging.
     ]
 
 
+def _payments(invoice: Invoice) -> int:
+    with rls.acting_as(OBSERVER):
+        return Payment.objects.filter(invoice_id=invoice.id).count()
+
+
 def _mismatches_metric() -> int:
     return metrics_snapshot()[Metric.INVOICE_CHECKSUM_MISMATCHES.value]
 
@@ -141,18 +145,13 @@ def test_void_write_off_and_payment_are_refused_409_and_change_nothing(api: O2SC
             "mark_uncollectible": lambda: invoice_mark_uncollectible(
                 principal=OBSERVER, invoice_id=tampered.id, reason="dunning exhausted"
             ),
-            "mark_paid the tampered amount": lambda: invoice_mark_paid(
-                principal=OBSERVER, invoice_id=tampered.id, amount=Money(TAMPERED_TOTAL, "AUD"), payment_reference="p1"
+            "receive the tampered amount": lambda: pay_invoice(
+                tampered, Money(TAMPERED_TOTAL, "AUD"), f"p1-{tampered.id}", principal=OBSERVER
             ),
-            "mark_paid the original amount": lambda: invoice_mark_paid(
-                principal=OBSERVER,
-                invoice_id=tampered.id,
-                amount=Money(original.total_minor, "AUD"),
-                payment_reference="p2",
+            "receive the original amount": lambda: pay_invoice(
+                tampered, Money(original.total_minor, "AUD"), f"p2-{tampered.id}", principal=OBSERVER
             ),
-            "start a payment": lambda: invoice_require_intact(
-                principal=OBSERVER, invoice_id=tampered.id, attempted="start_payment"
-            ),
+            "start a payment": lambda: start_card_payment(tampered, principal=OBSERVER),
         }
         for name, attempt in attempts.items():
             with pytest.raises(InvoiceChecksumMismatchError) as refused:
@@ -162,6 +161,7 @@ def test_void_write_off_and_payment_are_refused_409_and_change_nothing(api: O2SC
     assert (again.status_code, error_code(again)) == (409, "invoice_checksum_mismatch")
     assert invoice_trace(tampered.id) == after_void  # later refusals write nothing at all
     assert after_void["row"]["status"] == InvoiceStatus.OPEN
+    assert _payments(tampered) == 0  # no payment row, applied or held
 
 
 # --- the hosted page ---------------------------------------------------------------------------
@@ -234,13 +234,11 @@ def test_the_first_detection_is_audited_and_alerted_once_however_often_it_is_see
     with rls.acting_as(OBSERVER):
         for _ in range(2):
             with pytest.raises(InvoiceChecksumMismatchError):
-                invoice_mark_paid(
-                    principal=OBSERVER, invoice_id=tampered.id, amount=Money(1, "AUD"), payment_reference="p"
-                )
+                pay_invoice(tampered, Money(1, "AUD"), f"p-{tampered.id}", principal=OBSERVER)
             with pytest.raises(InvoiceChecksumMismatchError):
                 invoice_mark_uncollectible(principal=OBSERVER, invoice_id=tampered.id, reason="written off")
             with pytest.raises(InvoiceChecksumMismatchError):
-                invoice_require_intact(principal=OBSERVER, invoice_id=tampered.id, attempted="start_payment")
+                start_card_payment(tampered, principal=OBSERVER)
     for _ in range(2):
         with pytest.raises(CommandError, match="mismatches"):
             call_command("verify_invoice_checksums")
@@ -261,6 +259,7 @@ def test_the_first_detection_is_audited_and_alerted_once_however_often_it_is_see
     assert recorded.detected_by.startswith("api_key:")
     assert invoice_trace(tampered.id)["row"]["status"] == InvoiceStatus.OPEN
     assert invoice_trace(tampered.id)["outbox"] == 0
+    assert _payments(tampered) == 0
 
 
 def test_concurrent_first_detections_record_audit_and_alert_once(

@@ -9,12 +9,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections, transaction
 
+from gateways.models import Payment
 from invoices.errors import InvoiceChecksumMismatchError
-from invoices.services import invoice_mark_paid
+from invoices.models import Invoice
 from paymenter import rls
 from paymenter.money import Money
 from paymenter.principals import SystemPrincipal
-from tests.factories import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice, pay_invoice
 
 
 @pytest.mark.committed
@@ -34,9 +35,8 @@ def test_tampering_in_the_database_is_detected_by_the_command(committed_db: None
     with pytest.raises(CommandError, match="mismatch"):
         call_command("verify_invoice_checksums")
     with pytest.raises(InvoiceChecksumMismatchError):
-        invoice_mark_paid(
-            principal=SystemPrincipal(label="test"),
-            invoice_id=invoice.id,
-            amount=Money(1, "AUD"),
-            payment_reference="pi_t",
-        )
+        pay_invoice(invoice, Money(1, "AUD"), f"pi_t-{invoice.id}", principal=SystemPrincipal(label="test"))
+    with rls.acting_as(SystemPrincipal(label="test:check")):
+        stored = Invoice.objects.get(id=invoice.id)
+        assert (stored.status, stored.amount_paid_minor) == ("open", 0)
+        assert not Payment.objects.filter(invoice_id=invoice.id).exists()

@@ -16,28 +16,29 @@ from django.db import DatabaseError, connection, transaction
 from audit.models import AuditEvent
 from billing.models import Customer
 from billing.services import customer_update
+from gateways.base import GatewayCode, PaymentMethod
+from gateways.models import Payment
+from gateways.services.ledger import payment_receive
 from invoices import checksum
 from invoices.errors import (
     InvalidInvoiceError,
     InvoiceChecksumMismatchError,
     InvoiceNotFoundError,
     InvoiceStateError,
-    PaymentAmountMismatchError,
 )
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
 from invoices.pricing import InvoiceLineInput, seller_today
 from invoices.services import (
     invoice_create,
     invoice_issue,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
-    invoice_require_intact,
     invoice_void,
 )
 from paymenter.errors import PaymenterError
+from paymenter.models import OutboxMessage
 from paymenter.money import Money
 from paymenter.principals import SystemPrincipal
-from tests.factories import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice, make_paid_invoice, pay_invoice, start_card_payment
 
 pytestmark = pytest.mark.usefixtures("db", "system_principal")
 
@@ -50,8 +51,21 @@ def _audit_actions(object_id: object) -> list[str]:
     )
 
 
-def _counts() -> tuple[int, int, int]:
-    return Invoice.objects.count(), InvoiceLine.objects.count(), AuditEvent.objects.count()
+def _counts() -> tuple[int, int, int, int, int]:
+    return (
+        Invoice.objects.count(),
+        InvoiceLine.objects.count(),
+        AuditEvent.objects.count(),
+        Payment.objects.count(),
+        OutboxMessage.objects.count(),
+    )
+
+
+def _outbox_types(invoice_id: object) -> list[str]:
+    return [
+        message.payload["type"]
+        for message in OutboxMessage.objects.filter(ordering_key=f"invoice:{invoice_id}").order_by("id")
+    ]
 
 
 def test_australian_customer_is_charged_ten_percent_gst_per_line(system_principal: SystemPrincipal) -> None:
@@ -215,13 +229,8 @@ def test_void_an_open_invoice_is_audited(system_principal: SystemPrincipal) -> N
 
 
 def test_paid_invoice_cannot_be_voided(system_principal: SystemPrincipal) -> None:
-    invoice = make_invoice(make_customer())
-    invoice_mark_paid(
-        principal=system_principal,
-        invoice_id=invoice.id,
-        amount=Money(invoice.total_minor, "AUD"),
-        payment_reference="pi_1",
-    )
+    invoice = make_paid_invoice(make_customer())
+    assert (invoice.status, invoice.amount_due_minor) == ("paid", 0)
     before = _counts()
     with pytest.raises(InvoiceStateError) as excinfo:
         invoice_void(principal=system_principal, invoice_id=invoice.id)
@@ -230,29 +239,73 @@ def test_paid_invoice_cannot_be_voided(system_principal: SystemPrincipal) -> Non
     assert _counts() == before
 
 
-def test_mark_paid_with_the_exact_amount(system_principal: SystemPrincipal) -> None:
+def test_receiving_the_exact_amount_due_marks_paid(system_principal: SystemPrincipal) -> None:
     invoice = make_invoice(make_customer())
-    paid = invoice_mark_paid(
-        principal=system_principal,
-        invoice_id=invoice.id,
-        amount=Money(invoice.total_minor, "AUD"),
-        payment_reference="pi_123",
-    )
+
+    payment = pay_invoice(invoice, Money(invoice.total_minor, "AUD"), "pi_123")
+
+    paid = Invoice.objects.get(id=invoice.id)
     assert (paid.status, paid.amount_paid_minor, paid.amount_due_minor) == ("paid", invoice.total_minor, 0)
+    assert paid.paid_at is not None
+    assert (payment.status, payment.held_reason, payment.amount_minor) == ("applied", "", invoice.total_minor)
     event = AuditEvent.objects.filter(object_id=str(invoice.id), action="invoice.paid").get()
-    assert event.payload["amount_minor"] == invoice.total_minor
-    assert event.payload["payment_reference"] == "pi_123"
+    assert event.payload == {
+        "number": invoice.number,
+        "payment_id": str(payment.id),
+        "gateway": "bank_transfer",
+        "method": "bank_transfer",
+        "transaction_id": "pi_123",
+        "amount_minor": invoice.total_minor,
+        "currency": "AUD",
+        "status": "applied",
+        "held_reason": "",
+    }
+    assert _outbox_types(invoice.id) == ["invoice.paid", "invoice.paid"]  # the O2S callback and the receipt
 
 
-@pytest.mark.parametrize("amount", [Money(3189, "AUD"), Money(3191, "AUD"), Money(3190, "USD"), Money(0, "AUD")])
-def test_payment_of_another_amount_or_currency_never_marks_paid(
-    system_principal: SystemPrincipal, amount: Money
+def test_receiving_less_than_is_due_is_a_partial_payment(system_principal: SystemPrincipal) -> None:
+    invoice = make_invoice(make_customer())
+    assert invoice.total_minor == 3190
+
+    payment = pay_invoice(invoice, Money(3189, "AUD"), "transfer-partial")
+
+    stored = Invoice.objects.get(id=invoice.id)
+    assert (stored.status, stored.amount_paid_minor, stored.amount_due_minor, stored.paid_at) == ("open", 3189, 1, None)
+    assert (payment.status, payment.held_reason) == ("applied", "")
+    assert _audit_actions(invoice.id)[-1] == "payment.recorded"
+    assert "invoice.paid" not in _audit_actions(invoice.id)
+    assert _outbox_types(invoice.id) == ["payment.recorded", "payment.recorded"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "held_reason"),
+    [(Money(3191, "AUD"), "overpayment"), (Money(3190, "USD"), "currency_mismatch")],
+)
+def test_more_than_is_due_or_another_currency_is_held_and_never_marks_paid(
+    system_principal: SystemPrincipal, amount: Money, held_reason: str
 ) -> None:
     invoice = make_invoice(make_customer())
     assert invoice.total_minor == 3190
+    audit_before = _audit_actions(invoice.id)
+
+    payment = pay_invoice(invoice, amount, "transfer-odd")
+
+    stored = Invoice.objects.get(id=invoice.id)
+    assert (stored.status, stored.amount_paid_minor, stored.amount_due_minor) == ("open", 0, 3190)
+    assert (payment.status, payment.held_reason) == ("held", held_reason)
+    assert (payment.amount_minor, payment.currency) == (amount.minor, amount.currency)
+    assert _audit_actions(invoice.id) == [*audit_before, "payment.held"]
+    assert _outbox_types(invoice.id) == []
+
+
+@pytest.mark.parametrize("minor", [0, -3190])
+def test_receiving_nothing_or_a_negative_amount_is_refused_and_writes_nothing(
+    system_principal: SystemPrincipal, minor: int
+) -> None:
+    invoice = make_invoice(make_customer())
     before = _counts()
-    with pytest.raises(PaymentAmountMismatchError):
-        invoice_mark_paid(principal=system_principal, invoice_id=invoice.id, amount=amount, payment_reference="pi_x")
+    with pytest.raises(ValueError, match="more than nothing"):  # refused before any write
+        pay_invoice(invoice, Money(minor, "AUD"), "transfer-nothing")
     stored = Invoice.objects.get(id=invoice.id)
     assert (stored.status, stored.amount_paid_minor) == ("open", 0)
     assert _counts() == before
@@ -266,17 +319,23 @@ def test_checksum_mismatch_refuses_payment_and_is_audited(system_principal: Syst
     invoice = make_invoice(make_customer())
     _other_checksum_key(settings)  # the stored checksum no longer matches what is stored
     with pytest.raises(InvoiceChecksumMismatchError) as excinfo:
-        invoice_mark_paid(
+        payment_receive(
             principal=system_principal,
             invoice_id=invoice.id,
             amount=Money(invoice.total_minor, "AUD"),
-            payment_reference="pi_1",
+            gateway=GatewayCode.BANK_TRANSFER,
+            transaction_id="pi_1",
+            method=PaymentMethod.BANK_TRANSFER,
+            recorded_by="test",
         )
     assert excinfo.value.code == "invoice_checksum_mismatch"
-    assert Invoice.objects.get(id=invoice.id).status == "open"
+    stored = Invoice.objects.get(id=invoice.id)
+    assert (stored.status, stored.amount_paid_minor) == ("open", 0)
+    assert not Payment.objects.filter(invoice_id=invoice.id).exists()
+    assert _outbox_types(invoice.id) == []
     assert _audit_actions(invoice.id)[-1] == "invoice.checksum_mismatch"
     with pytest.raises(InvoiceChecksumMismatchError):
-        invoice_require_intact(principal=system_principal, invoice_id=invoice.id, attempted="start_payment")
+        start_card_payment(invoice, principal=system_principal)
     # the tampering is audited once, at its first detection, not once per attempt
     assert _audit_actions(invoice.id).count("invoice.checksum_mismatch") == 1
 
@@ -331,13 +390,14 @@ def test_open_invoice_written_off_as_uncollectible_can_still_be_paid_late(system
         "amount_due_minor": invoice.total_minor,
         "reason": "dunning exhausted",
     }
-    paid = invoice_mark_paid(
-        principal=system_principal,
-        invoice_id=invoice.id,
-        amount=Money(invoice.total_minor, "AUD"),
-        payment_reference="late-transfer-1",
+    payment = pay_invoice(invoice, Money(invoice.total_minor, "AUD"), "late-transfer-1")
+    paid = Invoice.objects.get(id=invoice.id)
+    assert (payment.status, paid.status, paid.amount_paid_minor, paid.amount_due_minor) == (
+        "applied",
+        "paid",
+        invoice.total_minor,
+        0,
     )
-    assert (paid.status, paid.amount_due_minor) == ("paid", 0)
 
 
 @pytest.mark.parametrize("state", ["draft", "void", "paid", "uncollectible"])
@@ -346,12 +406,7 @@ def test_only_open_invoices_can_be_written_off(system_principal: SystemPrincipal
     if state == "void":
         invoice_void(principal=system_principal, invoice_id=invoice.id)
     elif state == "paid":
-        invoice_mark_paid(
-            principal=system_principal,
-            invoice_id=invoice.id,
-            amount=Money(invoice.total_minor, "AUD"),
-            payment_reference="p",
-        )
+        pay_invoice(invoice)
     elif state == "uncollectible":
         invoice_mark_uncollectible(principal=system_principal, invoice_id=invoice.id, reason="first")
     before = _counts()

@@ -11,19 +11,18 @@ from typing import Any
 import pytest
 
 from audit.models import AuditEvent
+from gateways.models import Payment
 from invoices.errors import InvoiceStateError
 from invoices.models import Invoice, InvoiceChecksumMismatch, InvoiceLine, InvoiceStatus
 from invoices.services import (
     invoice_issue,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_void,
 )
 from paymenter.card_numbers import CardNumberNotAllowedError
 from paymenter.models import OutboxMessage
-from paymenter.money import Money
 from paymenter.principals import SystemPrincipal
-from tests.factories import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice, pay_invoice
 
 pytestmark = pytest.mark.usefixtures("db", "system_principal")
 
@@ -38,6 +37,7 @@ def _written(invoice_id: uuid.UUID) -> dict[str, Any]:
         "audit": AuditEvent.objects.count(),
         "outbox": OutboxMessage.objects.count(),
         "mismatches": InvoiceChecksumMismatch.objects.count(),
+        "payments": list(Payment.objects.filter(invoice_id=invoice_id).order_by("created_at").values()),
     }
 
 
@@ -46,9 +46,7 @@ def _invoice_in(state: str, principal: SystemPrincipal) -> Invoice:
     if state == "void":
         invoice_void(principal=principal, invoice_id=invoice.id)
     elif state == "paid":
-        invoice_mark_paid(
-            principal=principal, invoice_id=invoice.id, amount=Money(invoice.total_minor, "AUD"), payment_reference="p"
-        )
+        pay_invoice(invoice, principal=principal)
     elif state == "uncollectible":
         invoice_mark_uncollectible(principal=principal, invoice_id=invoice.id, reason="dunning exhausted")
     return Invoice.objects.get(id=invoice.id)
@@ -60,15 +58,6 @@ def _void(principal: SystemPrincipal, invoice: Invoice) -> object:
 
 def _write_off(principal: SystemPrincipal, invoice: Invoice) -> object:
     return invoice_mark_uncollectible(principal=principal, invoice_id=invoice.id, reason="dunning exhausted")
-
-
-def _pay(principal: SystemPrincipal, invoice: Invoice) -> object:
-    return invoice_mark_paid(
-        principal=principal,
-        invoice_id=invoice.id,
-        amount=Money(invoice.total_minor, invoice.currency),
-        payment_reference="pi_state",
-    )
 
 
 def _issue(principal: SystemPrincipal, invoice: Invoice) -> object:
@@ -84,9 +73,6 @@ REFUSED: list[tuple[str, Callable[[SystemPrincipal, Invoice], object], str]] = [
     ("mark_uncollectible", _write_off, "void"),
     ("mark_uncollectible", _write_off, "paid"),
     ("mark_uncollectible", _write_off, "uncollectible"),
-    ("mark_paid", _pay, "draft"),
-    ("mark_paid", _pay, "void"),
-    ("mark_paid", _pay, "paid"),
     ("issue", _issue, "open"),
     ("issue", _issue, "void"),
     ("issue", _issue, "paid"),
@@ -146,3 +132,41 @@ def test_a_reason_that_only_looks_numeric_is_still_accepted(system_principal: Sy
     voided = invoice_void(principal=system_principal, invoice_id=invoice.id, reason="order 4242 4242 cancelled")
 
     assert (voided.status, voided.void_reason) == (InvoiceStatus.VOID, "order 4242 4242 cancelled")
+
+
+PAYMENT_HELD_FROM = ["draft", "void", "paid"]
+
+
+@pytest.mark.parametrize("state", PAYMENT_HELD_FROM, ids=[f"payment-from-{s}" for s in PAYMENT_HELD_FROM])
+def test_money_for_an_invoice_that_cannot_be_paid_is_held_and_changes_nothing_else(
+    system_principal: SystemPrincipal, state: str
+) -> None:
+    """Money cannot be refused (it was already taken): the ledger keeps it as a held payment
+    for staff, and the invoice, its lines and its outbox stay as they were."""
+    invoice = _invoice_in(state, system_principal)
+    before = _written(invoice.id)
+    actions_before = _actions(invoice.id)
+
+    payment = pay_invoice(invoice, invoice.total_minor, "pi_state", principal=system_principal)
+
+    after = _written(invoice.id)
+    assert (payment.status, payment.held_reason, payment.amount_minor) == (
+        "held",
+        "invoice_not_payable",
+        invoice.total_minor,
+    )
+    assert [row["id"] for row in after["payments"]] == [*(row["id"] for row in before["payments"]), payment.id]
+    assert (after["row"], after["lines"], after["outbox"], after["mismatches"]) == (
+        before["row"],
+        before["lines"],
+        before["outbox"],
+        before["mismatches"],
+    )
+    assert after["audit"] == before["audit"] + 1
+    assert _actions(invoice.id) == [*actions_before, "payment.held"]
+
+
+def _actions(invoice_id: uuid.UUID) -> list[str]:
+    return list(
+        AuditEvent.objects.filter(object_id=str(invoice_id)).order_by("sequence").values_list("action", flat=True)
+    )

@@ -26,11 +26,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from billing.models import Product, ProductPrice
-from invoices.services import invoice_mark_paid, invoice_void
+from invoices.services import invoice_void
 from o2s.services import api_key_create
 from paymenter import rls
-from paymenter.money import Money
-from tests.factories import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice, pay_invoice
 from tests.o2s.api_helpers import PRINCIPAL
 
 pytestmark = pytest.mark.committed
@@ -166,9 +165,7 @@ def test_an_invoice_in_every_state_answers_documented_statuses_to_every_operatio
         draft, open_, paid, void = (
             make_invoice(customer, issue=state != "draft") for state in ("draft", "o", "p", "v")
         )
-        invoice_mark_paid(
-            principal=PRINCIPAL, invoice_id=paid.id, amount=Money(paid.total_minor, "AUD"), payment_reference="st-1"
-        )
+        pay_invoice(paid, principal=PRINCIPAL)
         invoice_void(principal=PRINCIPAL, invoice_id=void.id, reason="schemathesis")
     demo = [(draft.id, "draft"), (open_.id, "open"), (paid.id, "paid"), (void.id, "void")]
 

@@ -10,7 +10,12 @@ from paymenter.celery import app
 def test_every_beat_entry_names_a_registered_task() -> None:
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert scheduled == {"events.tasks.outbox_relay", "o2s.tasks.idempotency_purge", "audit.tasks.refusals_flush"}
+    assert scheduled == {
+        "events.tasks.outbox_relay",
+        "o2s.tasks.idempotency_purge",
+        "audit.tasks.refusals_flush",
+        "gateways.tasks.payment_attempts_reconcile",
+    }
     assert scheduled <= set(app.tasks)
 
 
@@ -21,6 +26,7 @@ def test_tasks_acknowledge_late_and_are_time_limited() -> None:
         "events.tasks.outbox_relay",
         "o2s.tasks.idempotency_purge",
         "audit.tasks.refusals_flush",
+        "gateways.tasks.payment_attempts_reconcile",
     ):
         task = app.tasks[name]
         assert task.acks_late is True

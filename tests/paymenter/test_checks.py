@@ -15,6 +15,7 @@ from django.test import override_settings
 from paymenter.checks import (
     check_database_role,
     check_keys,
+    check_payment_gateways,
     check_production_basics,
     database_role_messages,
 )
@@ -171,3 +172,22 @@ def test_database_role_check_runs_only_for_the_default_alias() -> None:
     # ``migrate --database owner`` runs database checks for "owner": they must not refuse it
     assert check_database_role(databases=["owner"]) == []
     assert check_database_role(databases=None) == []
+
+
+def test_stripe_without_a_webhook_secret_is_an_error() -> None:
+    with override_settings(STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRETS=[]):
+        assert ids(check_payment_gateways()) == ["paymenter.E020"]
+    with override_settings(STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRETS=["whsec_x"]):
+        assert check_payment_gateways() == []
+    with override_settings(STRIPE_SECRET_KEY=""):
+        assert check_payment_gateways() == []  # Stripe not enabled: nothing to check
+
+
+def test_a_stripe_test_key_or_local_api_base_in_production_is_a_warning() -> None:
+    live = {"STRIPE_SECRET_KEY": "rk_live_x", "STRIPE_WEBHOOK_SECRETS": ["whsec_x"]}
+    with _production(**live, STRIPE_API_BASE="https://api.stripe.com"):
+        assert check_payment_gateways() == []
+    with _production(**{**live, "STRIPE_SECRET_KEY": "sk_test_x"}, STRIPE_API_BASE="https://api.stripe.com"):
+        assert ids(check_payment_gateways()) == ["paymenter.W020"]
+    with _production(**live, STRIPE_API_BASE="http://127.0.0.1:8421"):
+        assert ids(check_payment_gateways()) == ["paymenter.W020"]

@@ -209,3 +209,8 @@ def test_django_request_log_line_has_the_request_id(capture: Capture, client: Cl
     client.get("/api/no-such-thing", headers={"X-Request-ID": "req-0123456789"})
 
     assert capture.only()["request_id"] == "req-0123456789"
+
+
+def test_a_pay_link_token_in_a_path_is_redacted(capture: Capture) -> None:
+    logging.getLogger("django.request").warning("Not Found: /pay/eyJpIjoiYjY1:1xWzYh:bRcPn1T/start/stripe/")
+    assert capture.only()["message"] == "Not Found: /pay/[REDACTED]/start/stripe/"

@@ -30,9 +30,11 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.errors import DuplicateCustomerError
 from billing.models import ApiKey, Customer, Product, ProductPrice
 from billing.services import customer_create, customer_grant_access
+from gateways.base import GatewayCode, PaymentMethod
+from gateways.services import payment_receive
 from invoices.models import Invoice
 from invoices.pricing import InvoiceLineInput
-from invoices.services import invoice_create, invoice_mark_paid, invoice_void
+from invoices.services import invoice_create, invoice_void
 from o2s.services import api_key_create
 from paymenter import rls
 from paymenter.money import Money
@@ -219,12 +221,16 @@ class Command(BaseCommand):
             issue=demo.state != "draft",
         )
         if demo.state == "paid":
-            invoice = invoice_mark_paid(
+            payment_receive(
                 principal=PRINCIPAL,
                 invoice_id=invoice.id,
                 amount=Money(invoice.amount_due_minor, invoice.currency),
-                payment_reference="demo-payment-1",
+                gateway=GatewayCode.BANK_TRANSFER,
+                transaction_id=f"demo-{invoice.number}",
+                method=PaymentMethod.BANK_TRANSFER,
+                recorded_by="demo data",
             )
+            invoice.refresh_from_db()
         elif demo.state == "void":
             invoice = invoice_void(principal=PRINCIPAL, invoice_id=invoice.id, reason="demo: order cancelled")
         return invoice

@@ -1,0 +1,85 @@
+"""Error codes of the payments ledger and gateways."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from paymenter.errors import PaymenterError
+
+
+class PaymentErrorCode(StrEnum):
+    GATEWAY_DISABLED = "gateway_disabled"
+    GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    GATEWAY_REFUSED = "gateway_refused"
+    NOTHING_DUE = "invoice_nothing_due"
+    PAYMENT_BLOCKED = "payment_blocked"
+    ATTEMPT_NOT_FOUND = "payment_attempt_not_found"
+    WEBHOOK_EVENT_NOT_FOUND = "webhook_event_not_found"
+
+
+class PaymentError(PaymenterError):
+    pass
+
+
+class GatewayDisabledError(PaymentError):
+    status_code = 404
+
+    def __init__(self, code: str) -> None:
+        super().__init__(
+            code=PaymentErrorCode.GATEWAY_DISABLED, message=f"The payment method {code!r} is not available."
+        )
+
+
+class PaymentGatewayUnavailableError(PaymentError):
+    """The gateway could not be reached: nothing was charged; try again shortly."""
+
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=PaymentErrorCode.GATEWAY_UNAVAILABLE,
+            message="The payment provider cannot be reached right now. Nothing was charged; please try again.",
+        )
+
+
+class PaymentGatewayRefusedError(PaymentError):
+    status_code = 502
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=PaymentErrorCode.GATEWAY_REFUSED,
+            message="The payment provider refused to start the payment. Nothing was charged.",
+        )
+
+
+class NothingDueError(PaymentError):
+    status_code = 409
+
+    def __init__(self, *, status: str) -> None:
+        super().__init__(code=PaymentErrorCode.NOTHING_DUE, message=f"Nothing is due on an invoice that is {status}.")
+
+
+class PaymentAttemptNotFoundError(PaymentError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__(code=PaymentErrorCode.ATTEMPT_NOT_FOUND, message="No such payment attempt.")
+
+
+class WebhookEventNotFoundError(PaymentError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__(code=PaymentErrorCode.WEBHOOK_EVENT_NOT_FOUND, message="No such webhook event.")
+
+
+class PaymentBlockedError(PaymentError):
+    """The risk rules refused the start. The message names no rule (docs/payments.md)."""
+
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            code=PaymentErrorCode.PAYMENT_BLOCKED,
+            message="This payment cannot be started. Please contact us if you need help.",
+        )

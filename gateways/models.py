@@ -1,0 +1,223 @@
+"""The payments ledger and the webhook inbox.
+
+* :class:`PaymentAttempt` - one try to pay an invoice at one gateway (a checkout session).
+  At most one is ``open`` per invoice and gateway (a partial unique index): a double-click
+  on Pay reuses it.
+* :class:`Payment` - money the gateway took, once per gateway transaction (unique). An
+  invoice's amount paid is the sum of its ``applied`` payments (``gateways.ledger``); a
+  payment in the wrong currency, one that would overpay, or one for an invoice that can no
+  longer be paid is recorded ``held``: it never counts, and billing staff see it.
+* :class:`GatewayCustomer` - the gateway's id of one of our customers (``cus_...``): ids only.
+* :class:`WebhookEvent` - the inbox: every verified delivery, stored raw once per gateway
+  event id, processed by a worker (docs/webhooks.md).
+
+Every table that names a customer is under row-level security (migration ``0001``); the
+inbox names none and is visible to staff and system scope only.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from billing.models import Customer
+from gateways.base import GatewayCode, PaymentMethod
+from invoices.models import Invoice
+from paymenter.encrypted_fields import EncryptedTextField
+from paymenter.scoping import PrincipalScopedManager
+
+GATEWAY_CHOICES = [(code.value, code.value) for code in GatewayCode]
+METHOD_CHOICES = [(method.value, method.value) for method in PaymentMethod]
+
+
+class GatewayCustomer(models.Model):
+    """The gateway's customer object for one of our customers, created on first payment."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="gateway_customers")
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    gateway_customer_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "gateway"], name="gatewaycustomer_one_per_gateway"),
+            models.UniqueConstraint(fields=["gateway", "gateway_customer_id"], name="gatewaycustomer_unique_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.gateway_customer_id}"
+
+
+class AttemptStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    """Started; the customer is (or may be) at the gateway's page."""
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+    """The session expired, was cancelled, or was superseded by a newer attempt."""
+
+
+class PaymentAttempt(models.Model):
+    """One try to pay an invoice at one gateway.
+
+    ``amount_minor``/``currency`` are what the attempt asked for (the amount due when it
+    started); the ledger still compares what the gateway reports with the invoice itself.
+    ``gateway_session_id`` is empty between the row's insert and the gateway's answer.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payment_attempts")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    status = models.CharField(max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.OPEN)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    gateway_session_id = models.CharField(max_length=255, blank=True)
+    redirect_url = models.URLField(max_length=2048, blank=True)
+    gateway_status = models.CharField(max_length=64, blank=True, help_text="The gateway's last word on it")
+    failure_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True, help_text="Last fetch-back")
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="attempt_status_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "gateway"],
+                condition=Q(status="open"),
+                name="attempt_one_open_per_invoice_gateway",
+            ),
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_session_id"],
+                condition=~Q(gateway_session_id=""),
+                name="attempt_unique_session",
+            ),
+            models.CheckConstraint(condition=Q(status__in=AttemptStatus.values), name="attempt_status_valid"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="attempt_amount_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="attempt_currency_iso"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} attempt {self.id} ({self.status})"
+
+
+class PaymentStatus(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    """Counts toward the invoice's amount paid."""
+    HELD = "held", "Held for staff"
+    """Money was taken but does not count: see ``held_reason``; billing staff decide."""
+
+
+class HeldReason(models.TextChoices):
+    CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the invoice's"
+    OVERPAYMENT = "overpayment", "More than the amount due"
+    AMOUNT_MISMATCH = "amount_mismatch", "Not the amount the payment was started for (or, unstarted, the amount due)"
+    INVOICE_NOT_PAYABLE = "invoice_not_payable", "The invoice is paid, void or a draft"
+    RISK_REVIEW = "risk_review", "The fraud rules did not allow it (gateways/risk.py)"
+
+
+class Payment(models.Model):
+    """Money a gateway took for an invoice: one row per gateway transaction, ever.
+
+    Card facts are the gateway's answers about the card (for the fraud rules), never card
+    data: no number, no expiry, no CVC.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    attempt = models.ForeignKey(
+        PaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    method = models.CharField(max_length=20, choices=METHOD_CHOICES)
+    transaction_id = models.CharField(max_length=255, help_text="The gateway's id (Stripe: PaymentIntent)")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices)
+    held_reason = models.CharField(max_length=32, choices=HeldReason.choices, blank=True)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_country = models.CharField(max_length=2, blank=True)
+    cvc_check = models.CharField(max_length=32, blank=True)
+    address_postal_code_check = models.CharField(max_length=32, blank=True)
+    address_line1_check = models.CharField(max_length=32, blank=True)
+    three_d_secure_result = models.CharField(max_length=32, blank=True)
+    recorded_by = models.CharField(max_length=64, help_text="What settled it: webhook, return page, reconciliation")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When staff dealt with a held payment")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("resolve_held_payment", "Can mark a held payment as dealt with")]
+        indexes = [models.Index(fields=["invoice", "status"], name="payment_invoice_status")]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "transaction_id"], name="payment_unique_transaction"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="payment_currency_iso"),
+            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_status_valid"),
+            models.CheckConstraint(
+                condition=(Q(status="applied") & Q(held_reason="")) | (Q(status="held") & ~Q(held_reason="")),
+                name="payment_held_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.transaction_id}"
+
+
+class WebhookEventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored (no effect)"
+    FAILED = "failed", "Failed"
+
+
+class WebhookEvent(models.Model):
+    """A verified webhook delivery, stored raw and once (unique gateway + event id).
+
+    The body is encrypted at rest (it may carry a customer's name and e-mail address). The
+    worker records the outcome of every processing attempt here.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True)
+    body = EncryptedTextField(help_text="The raw delivery, as signed")
+    signed_at = models.DateTimeField(null=True, blank=True, help_text="The signature's timestamp")
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["status", "received_at"], name="webhookevent_status_received")]
+        permissions = [("reprocess_webhookevent", "Can re-process a webhook event")]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "event_id"], name="webhookevent_unique_event"),
+            models.CheckConstraint(condition=Q(status__in=WebhookEventStatus.values), name="webhookevent_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.event_type} {self.event_id}"

@@ -1,0 +1,91 @@
+"""Settling attempts the webhooks did not: the customer's return, and the periodic job.
+
+Both ask the gateway (``payment_fetch``) and settle through the ledger exactly as a
+webhook does, so a lost, late or out-of-order webhook never leaves a paid invoice open,
+and a customer who returns before the webhook sees the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from audit.unit_of_work import unit_of_work
+from gateways.base import GatewayPaymentStatus, GatewayRequestError, GatewayUnavailableError
+from gateways.models import AttemptStatus, PaymentAttempt
+from gateways.registry import gateway_for
+from gateways.services.ledger import PaymentInvoiceMismatchError, Settlement, payment_settle
+from paymenter.errors import PaymenterError
+from paymenter.principals import Principal, SystemPrincipal
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_PRINCIPAL = SystemPrincipal(label="worker:payment_reconciliation")
+
+
+def payment_attempt_confirm(*, principal: Principal, attempt: PaymentAttempt, recorded_by: str) -> Settlement:
+    """Ask the gateway how ``attempt`` stands and settle it. An attempt already settled is
+    answered from the ledger without a call. Raises ``GatewayUnavailableError`` when the
+    gateway cannot be asked (the caller shows "not confirmed yet", never "paid")."""
+    if attempt.status != AttemptStatus.OPEN:
+        status = {
+            AttemptStatus.SUCCEEDED: GatewayPaymentStatus.SUCCEEDED,
+            AttemptStatus.FAILED: GatewayPaymentStatus.FAILED,
+        }.get(AttemptStatus(attempt.status), GatewayPaymentStatus.CANCELED)
+        return Settlement(status=status, attempt_id=attempt.id)
+    if not attempt.gateway_session_id:
+        return Settlement(status=GatewayPaymentStatus.PENDING, attempt_id=attempt.id)
+    reported = gateway_for(attempt.gateway).payment_fetch(session_id=attempt.gateway_session_id)
+    if reported is None:
+        return Settlement(status=GatewayPaymentStatus.PENDING, attempt_id=attempt.id)
+    return payment_settle(principal=principal, reported=reported, recorded_by=recorded_by)
+
+
+@dataclass
+class ReconciliationReport:
+    checked: int = 0
+    settled: list[str] = field(default_factory=list)
+    """Attempt ids that left ``open`` in this run."""
+    expired_unanswered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def payment_attempts_reconcile(*, limit: int = 200) -> ReconciliationReport:
+    """Settle open attempts older than ``PAYMENT_RECONCILE_AFTER_SECONDS`` (beat task).
+
+    An attempt the gateway never answered (no session) past the session lifetime is
+    expired: nobody can have paid it.
+    """
+    report = ReconciliationReport()
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=int(settings.PAYMENT_RECONCILE_AFTER_SECONDS))
+    with unit_of_work(RECONCILE_PRINCIPAL):
+        report.expired_unanswered = PaymentAttempt.objects.filter(
+            status=AttemptStatus.OPEN,
+            gateway_session_id="",
+            created_at__lt=now - timedelta(seconds=int(settings.PAYMENT_SESSION_TTL_SECONDS)),
+        ).update(status=AttemptStatus.EXPIRED, settled_at=now, gateway_status="never started")
+        due = list(
+            PaymentAttempt.objects.filter(status=AttemptStatus.OPEN, created_at__lt=cutoff)
+            .exclude(gateway_session_id="")
+            .order_by("last_checked_at", "created_at")[:limit]
+        )
+    for attempt in due:
+        report.checked += 1
+        try:
+            settlement = payment_attempt_confirm(
+                principal=RECONCILE_PRINCIPAL, attempt=attempt, recorded_by="reconciliation"
+            )
+        except (GatewayUnavailableError, GatewayRequestError, PaymenterError, PaymentInvoiceMismatchError) as exc:
+            report.errors.append(f"{attempt.id}: {exc}")
+            logger.warning("reconciliation of attempt %s failed: %s", attempt.id, exc)
+            continue
+        with unit_of_work(RECONCILE_PRINCIPAL):
+            PaymentAttempt.objects.filter(pk=attempt.pk).update(last_checked_at=timezone.now())
+        if settlement.status is not GatewayPaymentStatus.PENDING:
+            report.settled.append(str(attempt.id))
+    return report

@@ -1,0 +1,137 @@
+"""Stripe webhook deliveries: signature and timestamp verified, then parsed.
+
+The signature is checked by the SDK (``stripe.Webhook.construct_event``) against every
+secret in ``STRIPE_WEBHOOK_SECRETS`` (several while an endpoint secret rotates), with
+``STRIPE_WEBHOOK_TOLERANCE_SECONDS`` (300) for stale timestamps. The SDK does not refuse a
+timestamp in the future: we do, beyond ``WEBHOOK_FUTURE_SKEW_SECONDS``, so a signature
+minted ahead of time cannot be kept for later. The body is parsed strictly first
+(``paymenter.json_parser``: duplicate keys, NaN, lone surrogates refused; it must be an
+event object), so the SDK only ever parses a well-formed event; what is stored is exactly
+the bytes Stripe signed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+from gateways.base import (
+    GatewayCode,
+    GatewayEvent,
+    GatewayEventKind,
+    WebhookRejectedError,
+    WebhookRejectedReason,
+)
+from paymenter.json_parser import MalformedJSONError, json_loads_strict
+
+SIGNATURE_HEADER = "Stripe-Signature"
+
+PAYMENT_EVENTS = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.processing",
+    }
+)
+STORED_EVENTS: Mapping[str, GatewayEventKind] = {
+    "charge.refunded": GatewayEventKind.REFUND,
+    "charge.dispute.created": GatewayEventKind.DISPUTE,
+    "charge.dispute.closed": GatewayEventKind.DISPUTE,
+    "radar.early_fraud_warning.created": GatewayEventKind.FRAUD_WARNING,
+}
+
+
+def _signed_timestamp(header: str) -> int:
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            try:
+                return int(value)
+            except ValueError:
+                break
+    raise WebhookRejectedError(WebhookRejectedReason.SIGNATURE_INVALID, "The signature header has no valid timestamp.")
+
+
+def stripe_webhook_verify(*, body: bytes, headers: Mapping[str, str], now: float | None = None) -> GatewayEvent:
+    """Verify a delivery from Stripe and parse it, or raise :class:`WebhookRejectedError`."""
+    header = headers.get(SIGNATURE_HEADER, "")
+    if not header:
+        raise WebhookRejectedError(WebhookRejectedReason.SIGNATURE_MISSING, "The Stripe-Signature header is missing.")
+    signed_at = _signed_timestamp(header)
+    now = time.time() if now is None else now
+    tolerance = int(settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+    if signed_at > now + int(settings.WEBHOOK_FUTURE_SKEW_SECONDS):
+        raise WebhookRejectedError(
+            WebhookRejectedReason.TIMESTAMP_FUTURE, "The signature's timestamp is in the future."
+        )
+    if signed_at < now - tolerance:
+        raise WebhookRejectedError(WebhookRejectedReason.TIMESTAMP_STALE, "The signature's timestamp is too old.")
+    event = stripe_event_parse(body, signed_at=signed_at)  # a JSON event object, or refused
+    for secret in (secret for secret in settings.STRIPE_WEBHOOK_SECRETS if secret):
+        try:
+            stripe.Webhook.construct_event(body, header, secret, tolerance=tolerance)
+        except stripe.SignatureVerificationError:
+            continue
+        return event
+    raise WebhookRejectedError(WebhookRejectedReason.SIGNATURE_INVALID, "The signature does not match.")
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def stripe_event_parse(body: bytes, *, signed_at: int | None = None) -> GatewayEvent:
+    """Normalize a Stripe event (a verified delivery, or one stored in the inbox)."""
+    try:
+        document: Any = json_loads_strict(body)
+    except MalformedJSONError as exc:
+        raise WebhookRejectedError(WebhookRejectedReason.BODY_MALFORMED, f"The body is not JSON: {exc}") from None
+    event_id = document.get("id") if isinstance(document, dict) else None
+    event_type = document.get("type") if isinstance(document, dict) else None
+    data = document.get("data") if isinstance(document, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    if (
+        not isinstance(event_id, str)
+        or not event_id.startswith("evt_")
+        or len(event_id) > 255
+        or not isinstance(event_type, str)
+        or not 0 < len(event_type) <= 100
+        or not isinstance(obj, dict)
+    ):
+        raise WebhookRejectedError(
+            WebhookRejectedReason.BODY_MALFORMED, "The body is not a Stripe event (id, type, data.object)."
+        )
+    object_id = _text(obj.get("id"))[:255]
+    created = document.get("created")
+    created_at = datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) and created > 0 else None
+    session_id = transaction_id = ""
+    if event_type in PAYMENT_EVENTS:
+        kind = GatewayEventKind.PAYMENT
+        if event_type.startswith("checkout.session."):
+            session_id = object_id
+            transaction_id = _text(obj.get("payment_intent"))
+        else:
+            transaction_id = object_id
+    else:
+        kind = STORED_EVENTS.get(event_type, GatewayEventKind.IGNORED)
+    return GatewayEvent(
+        gateway=GatewayCode.STRIPE,
+        event_id=event_id,
+        event_type=event_type,
+        kind=kind,
+        created_at=created_at,
+        signed_at=datetime.fromtimestamp(signed_at, tz=UTC) if signed_at is not None else None,
+        object_id=object_id,
+        session_id=session_id,
+        transaction_id=transaction_id,
+    )

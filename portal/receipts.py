@@ -1,0 +1,72 @@
+"""Receipt e-mails: the customer hears of every payment that counts toward an invoice.
+
+Subscribed to ``invoice.paid`` and ``payment.recorded`` (``events/subscriptions.py``), so a
+receipt follows from the same outbox message as the payment's other effects: once per
+payment, however many webhooks, returns and reconciliations reported it. The e-mail is
+built from the event's snapshot (what was paid, by which method, for which invoice), not
+from the rows as they are when the worker gets to it. Delivery is at least once: a worker
+that dies between the SMTP server's acceptance and the commit sends it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.template.loader import render_to_string
+
+from billing.errors import CustomerNotFoundError
+from billing.selectors import customer_get
+from paymenter.models import OutboxMessage
+from paymenter.money import Money
+from paymenter.outbox import OutboxHandlerError
+from paymenter.principals import SystemPrincipal
+
+logger = logging.getLogger(__name__)
+
+RECEIPT_TOPIC = "portal.receipt"
+RECEIPT_PRINCIPAL = SystemPrincipal(label="worker:receipts")
+METHOD_NAMES = {"card": "Card", "paypal": "PayPal", "bank_transfer": "Bank transfer"}
+
+
+def receipt_context(data: dict[str, Any]) -> dict[str, Any]:
+    payment = data.get("payment") or {}
+    currency = str(data["currency"])
+    return {
+        "seller_name": settings.SELLER_NAME,
+        "seller_abn": settings.SELLER_ABN,
+        "invoice_number": data.get("invoice_number"),
+        "paid": Money(int(payment.get("amount_minor", 0)), str(payment.get("currency", currency))).format(),
+        "method": METHOD_NAMES.get(str(payment.get("method", "")), str(payment.get("method", ""))),
+        "reference": payment.get("transaction_id", ""),
+        "total": Money(int(data["total_minor"]), currency).format(),
+        "amount_due": Money(int(data["amount_due_minor"]), currency).format(),
+        "fully_paid": data.get("status") == "paid",
+    }
+
+
+def deliver_receipt(message: OutboxMessage) -> None:
+    """The outbox handler of :data:`RECEIPT_TOPIC`."""
+    data: dict[str, Any] = dict(message.payload["data"])
+    try:
+        customer = customer_get(principal=RECEIPT_PRINCIPAL, customer_id=data["customer_id"])
+    except CustomerNotFoundError:
+        logger.error(  # noqa: TRY400 - a missing customer is a finding, not a crash
+            "receipt for invoice %s: customer not found", data.get("invoice_number")
+        )
+        return
+    context = receipt_context(data)
+    email = EmailMessage(
+        subject=f"Receipt for invoice {context['invoice_number']} - {settings.SELLER_NAME}",
+        body=render_to_string("portal/email/receipt.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[str(customer.email)],
+        headers={"X-Paymenter-Event-Id": str(message.payload.get("id", ""))},
+    )
+    try:
+        email.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        raise OutboxHandlerError(f"receipt e-mail not sent: {type(exc).__name__}") from exc

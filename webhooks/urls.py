@@ -1,0 +1,9 @@
+from django.urls import path
+
+from webhooks import views
+
+app_name = "webhooks"
+
+urlpatterns = [
+    path("stripe/", views.stripe_webhook, name="stripe"),
+]
