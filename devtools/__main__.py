@@ -2,7 +2,10 @@
 
 * ``run``: provision PostgreSQL and Redis (embedded unless ``DATABASE_URL`` / ``REDIS_URL``
   are set), migrate as the owner role, load the demo data, then serve on 127.0.0.1:8000 with a
-  Celery worker. Ctrl-C stops the children, then the embedded servers.
+  Celery worker. Without ``STRIPE_SECRET_KEY`` it first starts the local Stripe test peer
+  (localstripe + ``devtools.stripe_peer``: a test double, no real money) and a local O2S
+  receiver that logs the callbacks (``devtools.o2s_receiver``), and points the app at them
+  (:func:`offline_payments`). Ctrl-C stops the children, then the embedded servers.
 * ``manage ARGS...``: ``manage.py ARGS`` in the development environment.
 * ``test-manage ARGS...``: ``manage.py ARGS`` in the test environment (used for
   ``makemigrations --check --dry-run`` in ``make test``).
@@ -13,15 +16,147 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from devtools.provision import BASE_DIR, Environment, data_dir, prepare_environment
 
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 _STOP_TIMEOUT_SECONDS = 15
+_STARTUP_TIMEOUT_SECONDS = 30
+
+HOST = "127.0.0.1"
+APP_URL = f"http://{HOST}:8000"
+LOCALSTRIPE_PORT = 8420
+STRIPE_PEER_PORT = 8421
+O2S_RECEIVER_PORT = 8422
+# Public, deterministic values for the offline demo only: the peer takes any sk_test_ key and
+# signs its webhooks with this secret, which the app is told to accept.
+LOCAL_PEER_SECRET_KEY = "sk_test_local_peer"  # noqa: S105 - a public development value
+LOCAL_PEER_WEBHOOK_SECRET = "whsec_dev_local_peer"  # noqa: S105 - a public development value
+TEST_CARD = "4000 0025 0000 3155"
+
+
+@dataclass(frozen=True)
+class ExtraProcess:
+    """A helper started before the app: ``name`` for messages, ``command`` to run."""
+
+    name: str
+    command: list[str]
+
+
+@dataclass(frozen=True)
+class OfflinePayments:
+    """What ``make run`` adds for payments: extra processes, environment and notes.
+
+    Empty (nothing started, nothing changed) when ``STRIPE_SECRET_KEY`` is set.
+    """
+
+    processes: list[ExtraProcess] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    health_url: str | None = None  # the peer's /_peer/health: wait for it before the app starts
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.processes)
+
+
+def _dev_callback_secrets() -> str:
+    """The development default of ``O2S_CALLBACK_SECRETS`` (what the app signs with unless set)."""
+    from paymenter.settings import DEV_DEFAULT_SECRETS  # noqa: PLC0415 - settings only when needed
+
+    return DEV_DEFAULT_SECRETS["O2S_CALLBACK_SECRETS"]
+
+
+def offline_payments(
+    environ: Mapping[str, str],
+    *,
+    state_dir: Path,
+    localstripe_port: int = LOCALSTRIPE_PORT,
+    peer_port: int = STRIPE_PEER_PORT,
+    receiver_port: int = O2S_RECEIVER_PORT,
+    python: str = sys.executable,
+    dev_callback_secrets: str | None = None,
+) -> OfflinePayments:
+    """Decide, without starting anything, what ``make run`` adds for card payments.
+
+    ``environ`` is the environment the app's children would get. With ``STRIPE_SECRET_KEY``
+    set, the real Stripe (or whatever ``STRIPE_API_BASE`` names) is used: nothing is added.
+    Without it: localstripe (state in ``state_dir``), the Stripe peer in front of it
+    delivering webhooks to runserver, and, unless ``O2S_CALLBACK_URL`` is already set, the
+    O2S receiver; the children's environment points the app at them. The receiver reads its
+    secrets from ``O2S_CALLBACK_SECRETS`` in that same environment, so both sides agree.
+    """
+    if environ.get("STRIPE_SECRET_KEY"):
+        return OfflinePayments()
+    localstripe_url = f"http://{HOST}:{localstripe_port}"
+    peer_url = f"http://{HOST}:{peer_port}"
+    processes = [
+        ExtraProcess(
+            "localstripe",
+            [
+                *(python, "-m", "devtools.localstripe_launcher", "--host", HOST, "--port", str(localstripe_port)),
+                *("--state-dir", str(state_dir)),
+            ],
+        ),
+        ExtraProcess(
+            "stripe peer",
+            [
+                *(python, "-m", "devtools.stripe_peer", "--host", HOST, "--port", str(peer_port)),
+                *("--localstripe-url", localstripe_url),
+                *("--webhook-url", f"{APP_URL}/webhooks/stripe/"),
+                *("--webhook-secret", LOCAL_PEER_WEBHOOK_SECRET, "--delivery", "deliver"),
+            ],
+        ),
+    ]
+    env = {
+        "STRIPE_SECRET_KEY": LOCAL_PEER_SECRET_KEY,
+        "STRIPE_API_BASE": peer_url,
+        "STRIPE_WEBHOOK_SECRETS": LOCAL_PEER_WEBHOOK_SECRET,
+    }
+    notes = [
+        f"Stripe: local TEST DOUBLE at {peer_url} (localstripe behind it on :{localstripe_port}): "
+        "no real money moves; webhooks go to /webhooks/stripe/",
+    ]
+    if environ.get("O2S_CALLBACK_URL"):
+        notes.append("O2S callbacks: sent to O2S_CALLBACK_URL as you set it (no local receiver started)")
+    else:
+        receiver_url = f"http://{HOST}:{receiver_port}/callbacks"
+        processes.append(
+            ExtraProcess(
+                "o2s receiver",
+                [python, "-m", "devtools.o2s_receiver", "--host", HOST, "--port", str(receiver_port)],
+            )
+        )
+        env["O2S_CALLBACK_URL"] = receiver_url
+        if not environ.get("O2S_CALLBACK_SECRETS"):
+            env["O2S_CALLBACK_SECRETS"] = (
+                dev_callback_secrets if dev_callback_secrets is not None else _dev_callback_secrets()
+            )
+        notes.append(f"O2S callbacks: verified and logged below as [o2s-receiver] lines ({receiver_url})")
+    return OfflinePayments(processes=processes, env=env, health_url=f"{peer_url}/_peer/health", notes=notes)
+
+
+def _port_or_free(preferred: int) -> int:
+    """``preferred`` if nothing listens there on 127.0.0.1, else a free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers bind: connections of a previous run in TIME_WAIT do not make it busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, preferred))
+        except OSError:
+            sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _child_env(environment: Environment) -> dict[str, str]:
@@ -51,6 +186,50 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+class StartupError(RuntimeError):
+    """A child did not come up."""
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_for(url: str, what: str, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Until ``url`` answers 200; fails if a child exits or it takes too long."""
+    deadline = time.monotonic() + _STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise StartupError(f"a child process exited while waiting for {what}")
+        if _answers(url):
+            return
+        time.sleep(0.2)
+    raise StartupError(f"{what} did not answer at {url} within {_STARTUP_TIMEOUT_SECONDS}s")
+
+
+def _demo_pay_link(env: dict[str, str]) -> str:
+    """``<number> <amount> <url>`` of an open demo invoice (``manage.py demo_pay_link``)."""
+    result = subprocess.run([*MANAGE, "demo_pay_link"], env=env, check=True, capture_output=True, text=True)
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+
+
+def _how_to_pay(pay_link: str, payments: OfflinePayments) -> list[str]:
+    if not pay_link:
+        return []
+    number, _, rest = pay_link.partition(" ")
+    amount, _, url = rest.rpartition(" ")
+    lines = [f"pay demo invoice {number} ({amount} due): {url}"]
+    if payments.enabled:
+        lines.append(
+            f'  press "Pay by card"; on the test-double checkout page use the card {TEST_CARD} '
+            '(3-D Secure: press "Complete authentication"), any expiry and CVC'
+        )
+    return lines
+
+
 def run() -> int:
     # Explicitly, because a shell starting us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
@@ -59,10 +238,25 @@ def run() -> int:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         env = _child_env(environment)
+        payments = offline_payments(
+            env,
+            state_dir=data_dir() / "localstripe",
+            localstripe_port=_port_or_free(LOCALSTRIPE_PORT),
+            peer_port=_port_or_free(STRIPE_PEER_PORT),
+            receiver_port=_port_or_free(O2S_RECEIVER_PORT),
+        )
+        env.update(payments.env)
         for note in environment.notes:
             print(f"[devtools] {note}", flush=True)
         subprocess.run([*MANAGE, "migrate", "--database", "owner", "--noinput"], env=env, check=True)
         subprocess.run([*MANAGE, "load_demo_data"], env=env, check=True)
+        pay_link = _demo_pay_link(env)
+        # Own process groups: Ctrl-C reaches only this launcher, which stops children in order.
+        processes.extend(
+            subprocess.Popen(extra.command, env=env, start_new_session=True) for extra in payments.processes
+        )
+        if payments.health_url:
+            _wait_for(payments.health_url, "the Stripe peer", processes)
         schedule = data_dir() / "celerybeat-schedule"
         commands = [
             [*MANAGE, "runserver", "127.0.0.1:8000"],
@@ -83,10 +277,12 @@ def run() -> int:
                 "INFO",
             ],
         ]
-        # Own process groups: Ctrl-C reaches only this launcher, which stops children in order.
-        processes = [subprocess.Popen(command, env=env, start_new_session=True) for command in commands]
+        processes.extend(subprocess.Popen(command, env=env, start_new_session=True) for command in commands)
+        _wait_for(f"{APP_URL}/healthz", "runserver", processes)
+        for line in [*payments.notes, *_how_to_pay(pay_link, payments)]:
+            print(f"[devtools] {line}", flush=True)
         print(
-            "[devtools] serving http://127.0.0.1:8000/ (admin: /admin/) with a Celery worker; Ctrl-C stops all",
+            f"[devtools] serving {APP_URL}/ (admin: /admin/) with a Celery worker; Ctrl-C stops all",
             flush=True,
         )
         while all(process.poll() is None for process in processes):
@@ -96,7 +292,12 @@ def run() -> int:
         return 0
     except subprocess.CalledProcessError as exc:
         print(f"[devtools] {exc}", file=sys.stderr, flush=True)
+        if exc.stderr:
+            print(exc.stderr, file=sys.stderr, flush=True)
         return exc.returncode or 1
+    except StartupError as exc:
+        print(f"[devtools] {exc}; stopping the rest", file=sys.stderr, flush=True)
+        return 1
     else:
         print("[devtools] a child process exited; stopping the rest", file=sys.stderr, flush=True)
         return 1

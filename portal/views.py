@@ -55,9 +55,12 @@ PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    """The token in the URL is a credential: keep the page out of indexes and Referer headers."""
+    """The token in the URL is a credential: keep the page out of indexes, and its URL out of
+    the Referer header of anything but our own site (``same-origin``: the gateway's page, or a
+    link the customer follows, never sees it). Not ``no-referrer``: under it a browser sends
+    ``Origin: null`` with the Pay form, which Django's CSRF check rightly refuses."""
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

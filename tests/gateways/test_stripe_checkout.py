@@ -316,3 +316,16 @@ def test_an_expired_session_closes_its_attempt_so_a_new_one_can_start(peer: Stri
     with rls.acting_as(READER):
         assert PaymentAttempt.objects.get(pk=attempt.pk).status == "expired"
     assert _start(Client(), invoice)["Location"] != first
+
+
+def test_the_pay_page_lets_its_form_lead_only_to_the_gateways_checkout(peer: StripePeer, settings: Any) -> None:
+    invoice = _invoice()
+    url = reverse("portal:hosted-invoice", kwargs={"token": pay_link_token(invoice=invoice)})
+    local = Client().get(url)["Content-Security-Policy"]
+    assert f"form-action 'self' {peer.api_base};" in local  # CSP applies to the redirect after the POST
+    settings.STRIPE_API_BASE = "https://api.stripe.com"
+    assert "form-action 'self' https://checkout.stripe.com;" in Client().get(url)["Content-Security-Policy"]
+    settings.STRIPE_SECRET_KEY = ""  # no gateway enabled: no button, no extra origin
+    page = Client().get(url)
+    assert "form-action 'self';" in page["Content-Security-Policy"]
+    assert "Pay by card" not in page.content.decode()

@@ -193,7 +193,7 @@ def test_the_hosted_page_says_it_cannot_be_paid_and_shows_nothing_of_the_invoice
         assert shown_on_an_intact_page not in text, shown_on_an_intact_page
     assert "no-store" in response.headers["Cache-Control"]
     assert response.headers["X-Robots-Tag"] == "noindex, nofollow"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     assert invoice_trace(tampered.id)["mismatch_rows"] == 1  # the page's read recorded it
 
 

@@ -61,7 +61,7 @@ def test_a_valid_link_shows_the_invoice_read_only() -> None:
         assert inline not in text
     assert "no-store" in response.headers["Cache-Control"]
     assert response.headers["X-Robots-Tag"] == "noindex, nofollow"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_a_voided_invoice_shows_status_void_and_nothing_due() -> None:

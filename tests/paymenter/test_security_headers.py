@@ -125,7 +125,7 @@ def test_hosted_invoice_page_and_its_refusal_carry_the_policy(invoice: Invoice) 
     assert (page.status_code, refused.status_code) == (200, 400)
     for response in (page, refused):
         assert_policy(response)
-        assert_security_headers(response, referrer="no-referrer")  # the token is a credential
+        assert_security_headers(response, referrer="same-origin")  # the token never leaves the site
         assert_nothing_inline(response)
 
 
