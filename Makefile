@@ -77,7 +77,7 @@ deploy-sql: install
 	$(PY) -m paymenter.dbroles --database paymenter > deploy/postgres/10-paymenter-roles.sql
 
 # Not a test: POST /api/v1/invoices/ vs a one-INSERT view, ratios in docs/performance.md (~2 min).
-.PHONY: bench bench-flood
+.PHONY: bench bench-flood bench-webhooks
 bench: install
 	$(PY) -m benchmarks.invoice_create
 
@@ -85,3 +85,9 @@ bench: install
 # results in docs/performance.md (~30 s).
 bench-flood: install
 	$(PY) -m benchmarks.refusal_flood
+
+# Not a test: signed Stripe webhooks (5% duplicates, 2% bad signatures) vs a one-INSERT view,
+# then end to end (Stripe peer + Celery worker); fails on any duplicate payment or accepted
+# forgery; results in docs/performance.md (~1 min).
+bench-webhooks: install
+	$(PY) -m benchmarks.webhook_ingest

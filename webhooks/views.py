@@ -44,7 +44,10 @@ def _refused(request: HttpRequest, gateway: GatewayCode, error: WebhookRejectedE
         metric=Metric.WEBHOOKS_REFUSED,
     )
     status = 403 if error.reason is WebhookRejectedReason.SOURCE_NOT_ALLOWED else 400
-    return JsonResponse(error_body(error.reason.value, error.message), status=status)
+    response = JsonResponse(error_body(error.reason.value, error.message), status=status)
+    # counted above and audited once per address and window: no log line per forgery either
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def _source_allowed(request: HttpRequest, allowed: list[str]) -> bool:

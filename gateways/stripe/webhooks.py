@@ -1,13 +1,14 @@
 """Stripe webhook deliveries: signature and timestamp verified, then parsed.
 
-The signature is checked by the SDK (``stripe.Webhook.construct_event``) against every
-secret in ``STRIPE_WEBHOOK_SECRETS`` (several while an endpoint secret rotates), with
-``STRIPE_WEBHOOK_TOLERANCE_SECONDS`` (300) for stale timestamps. The SDK does not refuse a
-timestamp in the future: we do, beyond ``WEBHOOK_FUTURE_SKEW_SECONDS``, so a signature
-minted ahead of time cannot be kept for later. The body is parsed strictly first
+The signature is checked by the SDK's ``stripe.WebhookSignature.verify_header`` (the check
+``stripe.Webhook.construct_event`` runs first; we skip its second, lenient JSON parse and
+the ``StripeObject`` tree it builds, a quarter of the endpoint's CPU: docs/performance.md)
+against every secret in ``STRIPE_WEBHOOK_SECRETS`` (several while an endpoint secret
+rotates), with ``STRIPE_WEBHOOK_TOLERANCE_SECONDS`` (300) for stale timestamps. The SDK does
+not refuse a timestamp in the future: we do, beyond ``WEBHOOK_FUTURE_SKEW_SECONDS``, so a
+signature minted ahead of time cannot be kept for later. The body is parsed strictly
 (``paymenter.json_parser``: duplicate keys, NaN, lone surrogates refused; it must be an
-event object), so the SDK only ever parses a well-formed event; what is stored is exactly
-the bytes Stripe signed.
+event object); what is stored is exactly the bytes Stripe signed.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def stripe_webhook_verify(*, body: bytes, headers: Mapping[str, str], now: float
     event = stripe_event_parse(body, signed_at=signed_at)  # a JSON event object, or refused
     for secret in (secret for secret in settings.STRIPE_WEBHOOK_SECRETS if secret):
         try:
-            stripe.Webhook.construct_event(body, header, secret, tolerance=tolerance)
+            stripe.WebhookSignature.verify_header(body, header, secret, tolerance=tolerance)
         except stripe.SignatureVerificationError:
             continue
         return event

@@ -157,3 +157,34 @@ def test_localstripes_own_signed_webhooks_pass_verification(
     for pk in pending:
         webhook_event_process(webhook_event_id=pk)
     assert _effects(invoice) == ONCE
+
+
+def test_simultaneous_clicks_on_pay_open_one_attempt_and_one_session(
+    live_url_concurrent: str, stripe_settings: StripePeer, settings: Any
+) -> None:
+    settings.PUBLIC_BASE_URL = live_url_concurrent
+    invoice = make_invoice(make_customer())
+    url = pay_link_url(invoice=invoice).replace("http://127.0.0.1:8000", live_url_concurrent)
+    browser = requests.Session()
+    token = browser.get(url, timeout=10).cookies["csrftoken"]
+    clicks = 10
+    barrier = threading.Barrier(clicks)
+
+    def click(_: int) -> str:
+        barrier.wait()
+        response = browser.post(
+            url + "start/stripe/",
+            data={"csrfmiddlewaretoken": token},
+            headers={"Referer": url},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert response.status_code == 303, response.text
+        return response.headers["Location"]
+
+    with ThreadPoolExecutor(clicks) as pool:
+        locations = set(pool.map(click, range(clicks)))
+    assert len(locations) == 1
+    with rls.acting_as(READER):
+        assert PaymentAttempt.objects.filter(invoice=invoice).count() == 1
+        assert AuditEvent.objects.filter(object_id=str(invoice.id), action="payment.attempt_started").count() == 1

@@ -223,3 +223,11 @@ def test_arbitrary_json_correctly_signed_never_produces_a_server_error(payload: 
     body = json.dumps(payload)
     response = _post(body, signature(body))
     assert response.status_code in (200, 400, 429)
+
+
+def test_a_refused_delivery_writes_no_log_line_of_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    body, _ = signed(checkout_session_event())
+    with caplog.at_level("INFO"):
+        response = _post(body, signature(body, secret="whsec_attacker"))
+    assert response.status_code == 400
+    assert [record for record in caplog.records if record.name == "django.request"] == []
