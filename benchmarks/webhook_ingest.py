@@ -89,9 +89,9 @@ from benchmarks.invoice_create import (
     stop_process_group,
     wait_until_serving,
 )
-from benchmarks.peer import PeerClient, running_peer
 from devtools.embedded import start_postgres, start_redis
 from devtools.provision import BASE_DIR, Environment, data_dir, provision_database
+from devtools.stripe_peer.harness import StripePeer, running_stripe_peer
 from paymenter import dbroles
 from tests.stripe_events import checkout_session_event
 
@@ -165,7 +165,7 @@ def prepare_environment(
     return result
 
 
-def app_environment(environment: Environment, *, port: int, peer: PeerClient, sink_port: int) -> dict[str, str]:
+def app_environment(environment: Environment, *, port: int, peer: StripePeer, sink_port: int) -> dict[str, str]:
     env = child_environment(environment)
     env.update(
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
@@ -769,7 +769,7 @@ class PaidInvoice:
     session_id: str
 
 
-def start_and_pay(port: int, peer: PeerClient, pay_link: str, invoice_id: str) -> PaidInvoice:
+def start_and_pay(port: int, peer: StripePeer, pay_link: str, invoice_id: str) -> PaidInvoice:
     """The customer's path: the hosted invoice page, Pay by card (303 to the peer's checkout),
     card and 3-D Secure on the peer's page. The return page is not visited."""
     with requests.Session() as browser:
@@ -792,7 +792,7 @@ def start_and_pay(port: int, peer: PeerClient, pay_link: str, invoice_id: str) -
     return PaidInvoice(invoice_id=invoice_id, session_id=location.rsplit("/", 1)[-1])
 
 
-def completed_events(peer: PeerClient, sessions: set[str], *, settle_seconds: float) -> list[dict[str, Any]]:
+def completed_events(peer: StripePeer, sessions: set[str], *, settle_seconds: float) -> list[dict[str, Any]]:
     """The peer's ``checkout.session.completed`` events of these sessions, once localstripe's own
     (delayed) events have stopped arriving, so they do not load the peer during the measurement."""
     deadline = time.monotonic() + 60
@@ -814,7 +814,7 @@ def completed_events(peer: PeerClient, sessions: set[str], *, settle_seconds: fl
     return found
 
 
-def peer_fetch_ceiling(peer: PeerClient, sessions: list[str], concurrency: int) -> dict[str, Any]:
+def peer_fetch_ceiling(peer: StripePeer, sessions: list[str], concurrency: int) -> dict[str, Any]:
     """The Stripe stand-in's own limit: the fetch-back the worker does per event (the session,
     then its PaymentIntent with the latest charge expanded), for every session, from
     ``concurrency`` threads, with nothing else running. The end-to-end rate cannot exceed it."""
@@ -915,7 +915,7 @@ def run_e2e(  # noqa: PLR0915 - one straight script: set up, deliver, wait, chec
     *,
     port: int,
     env: dict[str, str],
-    peer: PeerClient,
+    peer: StripePeer,
     sink: CallbackSink,
     owner_url: str,
     groups: dict[str, PidSource],
@@ -1225,7 +1225,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one straight script
         for note in environment.notes:
             log(note)
         owner_url = environment.variables["DATABASE_OWNER_URL"]
-        with running_peer(WORKDIR) as peer:
+        with running_stripe_peer(WORKDIR) as peer:
             log(f"Stripe peer at {peer.api_base} (localstripe {peer.localstripe_url}); logs in {WORKDIR}")
             port = free_port()  # once the peer listens: free_port may hand out a port twice
             env = app_environment(environment, port=port, peer=peer, sink_port=sink.port)

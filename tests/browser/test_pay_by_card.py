@@ -24,6 +24,7 @@ import requests
 from playwright.sync_api import ConsoleMessage, Page, Route
 
 from audit.models import AuditEvent
+from devtools.stripe_peer.harness import StripePeer
 from gateways.models import Payment, PaymentAttempt, WebhookEvent
 from gateways.services import webhook_event_process
 from invoices.models import Invoice
@@ -32,7 +33,6 @@ from paymenter import rls
 from paymenter.principals import SystemPrincipal
 from tests.browser.test_hosted_invoice_page import chromium_path, headless_chromium  # noqa: F401 - a fixture
 from tests.factories import make_customer, make_invoice
-from tests.stripe_peer_fixtures import StripePeer
 
 pytestmark = pytest.mark.committed
 

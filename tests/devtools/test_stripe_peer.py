@@ -24,7 +24,7 @@ import requests
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
-from tests.stripe_peer_fixtures import REPO, PaymentFailed, StripePeer
+from devtools.stripe_peer.harness import REPO, PaymentFailed, StripePeer
 
 SECRET = "whsec_test_peer"
 SUCCESS_URL = "http://app.test/billing/paid?session={CHECKOUT_SESSION_ID}"

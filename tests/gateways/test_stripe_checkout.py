@@ -17,6 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from devtools.stripe_peer.harness import StripePeer
 from gateways.base import GatewayCode, PaymentMethod
 from gateways.models import Payment, PaymentAttempt, WebhookEvent
 from gateways.services import payment_attempts_reconcile, payment_receive, webhook_event_process
@@ -29,7 +30,6 @@ from paymenter.money import Money
 from paymenter.principals import SystemPrincipal
 from tests.factories import make_customer, make_invoice
 from tests.stripe_events import WEBHOOK_URL, signed, stripe_event
-from tests.stripe_peer_fixtures import StripePeer
 
 pytestmark = pytest.mark.django_db
 READER = SystemPrincipal(label="test:stripe-checkout")

@@ -15,6 +15,7 @@ import requests
 from django.db import connections
 
 from audit.models import AuditEvent
+from devtools.stripe_peer.harness import StripePeer
 from events.delivery import outbox_deliver_message
 from gateways.models import Payment, PaymentAttempt, WebhookEvent
 from gateways.services import payment_attempt_confirm, webhook_event_process
@@ -25,7 +26,6 @@ from paymenter.models import OutboxMessage
 from paymenter.principals import SystemPrincipal
 from tests.factories import make_customer, make_invoice
 from tests.stripe_events import WEBHOOK_URL, signed
-from tests.stripe_peer_fixtures import StripePeer
 
 pytestmark = pytest.mark.committed
 READER = SystemPrincipal(label="test:webhook-concurrency")
