@@ -30,8 +30,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from gateways.base import GatewayCode, GatewayPaymentStatus, GatewayUnavailableError
-from gateways.errors import PaymentError
+from gateways.base import GatewayCode, GatewayPaymentStatus, GatewayRequestError, GatewayUnavailableError
 from gateways.registry import gateways_enabled
 from gateways.selectors import payment_attempt_for_return
 from gateways.services import payment_attempt_confirm, payment_attempt_start
@@ -208,9 +207,9 @@ def payment_return(request: HttpRequest, attempt_id: uuid.UUID) -> HttpResponse:
     confirmed = True
     try:
         payment_attempt_confirm(principal=RETURN_PRINCIPAL, attempt=attempt, recorded_by="return_page")
-    except GatewayUnavailableError:
-        confirmed = False
-    except (PaymentError, InvoiceChecksumMismatchError, PaymentInvoiceMismatchError):
+    except (GatewayUnavailableError, GatewayRequestError, PaymenterError, PaymentInvoiceMismatchError):
+        # not asked, or the answer could not be recorded (a tampered invoice is recorded and
+        # alerted by the ledger): the page says "not confirmed yet", never "paid"
         confirmed = False
     attempt = payment_attempt_for_return(principal=RETURN_PRINCIPAL, attempt_id=attempt_id)
     assert attempt is not None  # noqa: S101 - it was there a moment ago and attempts are never deleted

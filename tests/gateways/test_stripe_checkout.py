@@ -329,3 +329,16 @@ def test_the_pay_page_lets_its_form_lead_only_to_the_gateways_checkout(peer: Str
     page = Client().get(url)
     assert "form-action 'self';" in page["Content-Security-Policy"]
     assert "Pay by card" not in page.content.decode()
+
+
+def test_a_return_the_gateway_cannot_answer_says_not_confirmed_and_records_nothing(peer: StripePeer) -> None:
+    invoice = _invoice()
+    client = Client()
+    _start(client, invoice)
+    with rls.acting_as(READER):
+        attempt = PaymentAttempt.objects.get(invoice=invoice)
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(gateway_session_id="cs_test_unknown_to_stripe")
+    page = client.get(reverse("portal:payment-return", kwargs={"attempt_id": attempt.id}))
+    assert page.status_code == 200
+    assert 'id="payment-result">Not confirmed yet<' in page.content.decode()
+    assert _state(invoice) == {"status": "open", "paid": 0, "payments": [], "paid_events": 0, "paid_messages": []}
