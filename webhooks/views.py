@@ -36,13 +36,22 @@ logger = logging.getLogger(__name__)
 
 def _refused(request: HttpRequest, gateway: GatewayCode, error: WebhookRejectedError) -> JsonResponse:
     source = client_ip(request)
-    refusal_record(
+    standing = refusal_record(
         kind=RefusalKind.WEBHOOK,
         source=source,
         reason=error.reason.value,
         detail=gateway.value,
         metric=Metric.WEBHOOKS_REFUSED,
     )
+    if standing is not None and standing.count == 1:
+        # the security log line, once per address and window; the rest is counted and
+        # audited in aggregate when the window closes
+        logger.warning(
+            "%s webhook refused from %s: %s (further refusals from it are counted until the window ends)",
+            gateway.value,
+            source,
+            error.reason.value,
+        )
     status = 403 if error.reason is WebhookRejectedReason.SOURCE_NOT_ALLOWED else 400
     response = JsonResponse(error_body(error.reason.value, error.message), status=status)
     # counted above and audited once per address and window: no log line per forgery either

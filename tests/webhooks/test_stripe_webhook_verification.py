@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from audit.models import AuditEvent
 from gateways.models import WebhookEvent
-from paymenter import rls
+from paymenter import refusals, rls
 from paymenter.models import OutboxMessage
 from paymenter.principals import SystemPrincipal
 from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signature, signed, stripe_event
@@ -28,7 +28,9 @@ READER = SystemPrincipal(label="test:webhooks")
 
 
 @pytest.fixture(autouse=True)
-def _stripe(settings: Any) -> None:
+def _stripe(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every refusal of a test in one refusal window, whatever the wall clock says
+    monkeypatch.setattr(refusals, "clock", lambda: 1_800_000_010.0)
     settings.STRIPE_SECRET_KEY = "sk_test_unused"
     settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_peer"]
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # never reached: nothing here is processed
@@ -225,9 +227,11 @@ def test_arbitrary_json_correctly_signed_never_produces_a_server_error(payload: 
     assert response.status_code in (200, 400, 429)
 
 
-def test_a_refused_delivery_writes_no_log_line_of_its_own(caplog: pytest.LogCaptureFixture) -> None:
+def test_refused_deliveries_log_one_security_line_per_address_and_window(caplog: pytest.LogCaptureFixture) -> None:
     body, _ = signed(checkout_session_event())
     with caplog.at_level("INFO"):
-        response = _post(body, signature(body, secret="whsec_attacker"))
-    assert response.status_code == 400
+        statuses = [_post(body, signature(body, secret="whsec_attacker")).status_code for _ in range(4)]
+    assert statuses == [400] * 4
     assert [record for record in caplog.records if record.name == "django.request"] == []
+    [line] = [record.getMessage() for record in caplog.records if record.name == "webhooks.views"]
+    assert line.startswith("stripe webhook refused from 127.0.0.1: webhook_signature_invalid")
