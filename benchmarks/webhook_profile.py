@@ -33,7 +33,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.invoice_create import MANAGE, BenchmarkError, child_environment, create_baseline_table
+from benchmarks.invoice_create import (
+    MANAGE,
+    BenchmarkError,
+    child_environment,
+    create_baseline_table,
+    prepare_environment,
+)
 from benchmarks.webhook_ingest import (
     STRIPE_KEY,
     WEBHOOK_PATH,
@@ -41,7 +47,6 @@ from benchmarks.webhook_ingest import (
     Delivery,
     Signer,
     log,
-    prepare_environment,
     synthetic_events,
 )
 from devtools.provision import BASE_DIR
