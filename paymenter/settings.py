@@ -232,6 +232,9 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRETS = [item for item in env.list("STRIPE_WEBHOOK_SECRETS", []) if item]
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
 STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", 10)
+# Where Checkout pages live (the pay page's CSP form-action). Empty: https://checkout.stripe.com
+# for Stripe's API, else the origin of STRIPE_API_BASE (a local peer serves both).
+STRIPE_CHECKOUT_ORIGIN = env.str("STRIPE_CHECKOUT_ORIGIN", default="").rstrip("/")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 # Optional source allowlist of /webhooks/stripe/ (CIDRs, comma-separated); empty: off.
 STRIPE_WEBHOOK_ALLOWED_IPS = env.list("STRIPE_WEBHOOK_ALLOWED_IPS", [])

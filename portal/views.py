@@ -74,8 +74,8 @@ def checkout_origins() -> list[str]:
     origins: list[str] = []
     if GatewayCode.STRIPE in gateways_enabled():
         base = urlsplit(settings.STRIPE_API_BASE)
-        official = base.netloc == "api.stripe.com"
-        origins.append("https://checkout.stripe.com" if official else f"{base.scheme}://{base.netloc}")
+        derived = "https://checkout.stripe.com" if base.netloc == "api.stripe.com" else f"{base.scheme}://{base.netloc}"
+        origins.append(settings.STRIPE_CHECKOUT_ORIGIN or derived)
     return origins
 
 

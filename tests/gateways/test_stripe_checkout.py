@@ -325,6 +325,8 @@ def test_the_pay_page_lets_its_form_lead_only_to_the_gateways_checkout(peer: Str
     assert f"form-action 'self' {peer.api_base};" in local  # CSP applies to the redirect after the POST
     settings.STRIPE_API_BASE = "https://api.stripe.com"
     assert "form-action 'self' https://checkout.stripe.com;" in Client().get(url)["Content-Security-Policy"]
+    settings.STRIPE_CHECKOUT_ORIGIN = "http://127.0.0.1:9999"  # a peer serving its pages elsewhere
+    assert "form-action 'self' http://127.0.0.1:9999;" in Client().get(url)["Content-Security-Policy"]
     settings.STRIPE_SECRET_KEY = ""  # no gateway enabled: no button, no extra origin
     page = Client().get(url)
     assert "form-action 'self';" in page["Content-Security-Policy"]
