@@ -422,16 +422,23 @@ def summarize(batches: list[Batch]) -> dict[str, Any]:
             round(len(batch.latencies) / batch.wall_seconds, 1) if batch.wall_seconds else 0.0 for batch in batches
         ],
     }
-    if len(latencies) >= 2:
-        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-        summary.update(
-            p50_ms=round(cuts[49] * 1000, 2),
-            p90_ms=round(cuts[89] * 1000, 2),
-            p99_ms=round(cuts[98] * 1000, 2),
-            mean_ms=round(statistics.fmean(latencies) * 1000, 2),
-            max_ms=round(latencies[-1] * 1000, 2),
-        )
+    summary.update(percentiles(latencies))
     return summary
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50/p90/p99, mean and max in milliseconds of ``latencies`` (seconds); {} below two."""
+    if len(latencies) < 2:
+        return {}
+    ordered = sorted(latencies)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "p50_ms": round(cuts[49] * 1000, 2),
+        "p90_ms": round(cuts[89] * 1000, 2),
+        "p99_ms": round(cuts[98] * 1000, 2),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
 
 
 def ratios(invoice: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -488,7 +495,7 @@ def git_revision() -> str:
     return f"{head}{'+dirty' if dirty else ''}"
 
 
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -585,8 +592,8 @@ def report(
 
 
 def run(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     started_at = datetime.now(tz=UTC)
     load_at_start = [round(value, 2) for value in os.getloadavg()]
     try:

@@ -64,7 +64,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,6 +85,9 @@ from benchmarks.invoice_create import (
     database_facts,
     free_port,
     git_revision,
+    log,
+    percentiles,
+    raise_keyboard_interrupt,
     stop_process_group,
     wait_until_serving,
 )
@@ -111,14 +113,6 @@ BAD_SHARE = 0.02
 
 _REQUEST_TIMEOUT_SECONDS = 30
 _MAX_SAMPLES = 5
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
-
-
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 # --- Environment -------------------------------------------------------------------------------
@@ -331,20 +325,6 @@ def run_batch(
 
 
 # --- Statistics and response checks ---------------------------------------------------------------------
-
-
-def percentiles(latencies: list[float]) -> dict[str, float]:
-    if len(latencies) < 2:
-        return {}
-    ordered = sorted(latencies)
-    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-    return {
-        "p50_ms": round(cuts[49] * 1000, 2),
-        "p90_ms": round(cuts[89] * 1000, 2),
-        "p99_ms": round(cuts[98] * 1000, 2),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
 
 
 def webhook_failure(outcome: Outcome) -> str:
@@ -1179,8 +1159,8 @@ def running_gunicorn(command: list[str], env: dict[str, str], logfile: Path) -> 
 
 
 def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one straight script of phases
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     started_at = datetime.now(tz=UTC)
     load_at_start = [round(value, 2) for value in os.getloadavg()]
     try:

@@ -38,6 +38,7 @@ from benchmarks.invoice_create import (
     BenchmarkError,
     child_environment,
     create_baseline_table,
+    log,
     prepare_environment,
 )
 from benchmarks.webhook_ingest import (
@@ -46,7 +47,6 @@ from benchmarks.webhook_ingest import (
     WEBHOOK_SECRET,
     Delivery,
     Signer,
-    log,
     synthetic_events,
 )
 from devtools.provision import BASE_DIR

@@ -13,6 +13,7 @@ event object); what is stored is exactly the bytes Stripe signed.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -91,6 +92,18 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+# Stripe's ids and event types: plain ASCII words (nothing else reaches a column or a log line).
+_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
+_EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,100}")
+_OBJECT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+
+
+def _stripe_id(value: object) -> str:
+    """An object id as Stripe writes them, or "" for anything else."""
+    text = _text(value)
+    return text if _OBJECT_ID.fullmatch(text) else ""
+
+
 def stripe_event_parse(body: bytes, *, signed_at: int | None = None) -> GatewayEvent:
     """Normalize a Stripe event (a verified delivery, or one stored in the inbox)."""
     try:
@@ -103,16 +116,15 @@ def stripe_event_parse(body: bytes, *, signed_at: int | None = None) -> GatewayE
     obj = data.get("object") if isinstance(data, dict) else None
     if (
         not isinstance(event_id, str)
-        or not event_id.startswith("evt_")
-        or len(event_id) > 255
+        or not _EVENT_ID.fullmatch(event_id)
         or not isinstance(event_type, str)
-        or not 0 < len(event_type) <= 100
+        or not _EVENT_TYPE.fullmatch(event_type)
         or not isinstance(obj, dict)
     ):
         raise WebhookRejectedError(
             WebhookRejectedReason.BODY_MALFORMED, "The body is not a Stripe event (id, type, data.object)."
         )
-    object_id = _text(obj.get("id"))[:255]
+    object_id = _stripe_id(obj.get("id"))
     created = document.get("created")
     created_at = datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) and created > 0 else None
     session_id = transaction_id = ""
@@ -120,7 +132,7 @@ def stripe_event_parse(body: bytes, *, signed_at: int | None = None) -> GatewayE
         kind = GatewayEventKind.PAYMENT
         if event_type.startswith("checkout.session."):
             session_id = object_id
-            transaction_id = _text(obj.get("payment_intent"))
+            transaction_id = _stripe_id(obj.get("payment_intent"))
         else:
             transaction_id = object_id
     else:

@@ -107,6 +107,7 @@ def test_the_second_secret_is_accepted_while_the_endpoint_secret_rotates(setting
         ("garbage_header", "webhook_signature_invalid"),
         ("signed_not_json", "webhook_body_malformed"),
         ("signed_not_an_event", "webhook_body_malformed"),
+        ("signed_id_with_a_nul", "webhook_body_malformed"),
         ("empty", "webhook_body_malformed"),
     ],
 )
@@ -130,6 +131,9 @@ def test_a_delivery_that_is_not_provably_from_stripe_is_refused_and_nothing_is_w
         header = signature(body)
     elif case == "signed_not_an_event":
         body = json.dumps({"id": "not_an_event", "type": "x", "data": {}})
+        header = signature(body)
+    elif case == "signed_id_with_a_nul":
+        body = json.dumps(checkout_session_event(event_id="evt_test_\u0000x"))
         header = signature(body)
     elif case == "empty":
         body, header = "", signature("")
