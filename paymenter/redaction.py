@@ -20,7 +20,14 @@ from urllib.parse import unquote_plus
 REDACTED = "[REDACTED]"
 REDACTED_PAN = "[REDACTED:PAN]"
 
-_PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+# UUIDs are ours, not cards: the digit groups of a random UUID form a Luhn-valid run of 13+
+# digits about once in a few thousand (an invoice id in an alert line, a request id), so a
+# UUID is matched whole and kept; anything else with such a run is masked.
+_PAN_OR_UUID = re.compile(
+    r"(?P<uuid>(?<![0-9a-fA-F-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}(?![0-9a-fA-F-]))"
+    r"|(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])"
+)
 _SECRET_KEY_NAME = re.compile(
     r"(pass(word)?|secret|token|api[_-]?key|authori[sz]ation|cookie|session|cvv|cvc|"
     r"card[_-]?number|pan|private[_-]?key|signature|credential)",
@@ -52,22 +59,18 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _mask_pan(match: re.Match[str]) -> str:
+    if match.group("uuid"):
+        return match.group(0)
     digits = re.sub(r"[ -]", "", match.group(0))
     if 13 <= len(digits) <= 19 and luhn_valid(digits):
         return REDACTED_PAN
     return match.group(0)
 
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-
 def contains_card_number(text: str) -> bool:
     """Whether ``text`` holds a Luhn-valid run of 13-19 digits (spaces or dashes between
-    digits allowed): the same test the redactor masks by. UUIDs are ours, not cards: their
-    digit groups can form such a run by chance (about one random UUID in a few thousand), so
-    they are taken out first."""
-    text = _UUID.sub("-", text)
-    return any(_mask_pan(match) == REDACTED_PAN for match in _PAN_CANDIDATE.finditer(text))
+    digits allowed): the same test the redactor masks by."""
+    return any(_mask_pan(match) == REDACTED_PAN for match in _PAN_OR_UUID.finditer(text))
 
 
 def _mask_encoded_pans(match: re.Match[str]) -> str:
@@ -91,7 +94,7 @@ def redact_url_encoded(text: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    text = _PAN_CANDIDATE.sub(_mask_pan, redact_url_encoded(text))
+    text = _PAN_OR_UUID.sub(_mask_pan, redact_url_encoded(text))
     text = _KNOWN_TOKEN.sub(REDACTED, text)
     text = _PAY_LINK_TOKEN.sub(rf"\g<1>{REDACTED}", text)
 

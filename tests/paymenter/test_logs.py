@@ -101,6 +101,25 @@ def test_luhn_invalid_sixteen_digits_are_kept(capture: Capture) -> None:
     assert capture.only()["message"] == f"order reference {LUHN_INVALID_16}"
 
 
+def test_a_uuid_whose_digits_pass_luhn_is_kept_whole(capture: Capture) -> None:
+    """An invoice id in an alert line must stay greppable: a random UUID's digit groups form a
+    Luhn-valid run about once in a few thousand, and masking it broke the alert (and its test)."""
+    invoice_id = "abcdef12-3456-4789-9012-6abcdef01234"  # 3456-4789-9012-6 passes Luhn
+    logger.critical("ALERT invoice %s (%s) near card %s", invoice_id, {"invoice_id": invoice_id}, VISA)
+
+    line = capture.only()
+    assert line["message"] == (
+        f"ALERT invoice {invoice_id} ({{'invoice_id': '{invoice_id}'}}) near card [REDACTED:PAN]"
+    )
+
+
+def test_a_card_number_glued_to_hex_is_still_masked(capture: Capture) -> None:
+    """Only a whole UUID is exempt: a PAN with dashes next to other hex is not an identifier."""
+    logger.warning("ref ab-4111-1111-1111-1111-cd and deadbeef-4111-1111-1111-1111")
+
+    assert "1111-1111" not in capture.stream.getvalue()
+
+
 def test_secrets_in_extra_fields_are_redacted(capture: Capture) -> None:
     # when
     logger.warning(
