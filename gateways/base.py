@@ -1,9 +1,11 @@
-"""The one interface every payment gateway speaks (Stripe now; PayPal and bank transfer next).
+"""The one interface every payment gateway speaks: Stripe, PayPal and bank transfer.
 
 A gateway adapter is a small object satisfying :class:`Gateway`: it starts a payment for
 an invoice (and says where to send the customer), verifies and parses a webhook delivery
-into :class:`GatewayEvent` values, fetches a payment back from the gateway (the source of
-truth the ledger trusts, never a webhook body or a browser), and refunds. Everything
+into :class:`GatewayEvent` values, fetches payments, refunds and disputes back from the
+gateway (the source of truth the ledger trusts, never a webhook body or a browser),
+captures an approved payment (PayPal), refunds, and reports a day's payments for the
+daily reconciliation summary. Everything
 crossing the interface is a frozen dataclass of plain values, so the ledger never sees a
 gateway SDK object, and amounts cross it only as :class:`~paymenter.money.Money`: the
 conversion to a gateway's own format happens inside its adapter.
@@ -138,6 +140,9 @@ class GatewayPayment:
     """The gateway's own status word, for staff."""
     session_closed: bool = False
     """The session can take no further payment (completed or expired): a failure is final."""
+    capturable: bool = False
+    """The customer approved it but no money moved yet (PayPal: order ``APPROVED``):
+    :meth:`Gateway.payment_capture` takes it, after the caller compared the amount."""
 
 
 @dataclass(frozen=True)
@@ -157,13 +162,71 @@ class GatewayEvent:
     session_id: str = ""
     transaction_id: str = ""
     """What to fetch back: the transaction when the event names it, else the session."""
+    refund_id: str = ""
+    """A refund event's refund, when it names one (else every refund of ``transaction_id``)."""
+    dispute_id: str = ""
+    """A dispute event's dispute, when it names one (else every dispute of ``transaction_id``)."""
+
+
+class GatewayRefundStatus(StrEnum):
+    PENDING = "pending"
+    """Asked for, not final (Stripe ``pending``, PayPal ``PENDING``): counts as reserved."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    """Failed or cancelled at the gateway: the money never left; it frees the amount again."""
 
 
 @dataclass(frozen=True)
-class RefundResult:
+class GatewayRefund:
+    """A refund as the gateway reports it (the answer to ``refund`` and ``refunds_fetch``)."""
+
+    gateway: GatewayCode
     refund_id: str
-    status: str
+    """The gateway's id (Stripe ``re_...``, PayPal refund id, a bank payout's reference)."""
+    transaction_id: str
+    """The payment it gives money back from (the ``Payment.transaction_id``)."""
+    status: GatewayRefundStatus
     amount: Money
+    request_id: uuid.UUID | None = None
+    """Our ``Refund`` row that asked for it (Stripe metadata ``paymenter_refund_id``, PayPal
+    ``custom_id``); ``None`` for a refund made in the gateway's dashboard."""
+    gateway_status: str = ""
+    created_at: datetime | None = None
+
+
+class GatewayDisputeStatus(StrEnum):
+    OPEN = "open"
+    """The customer disputes it and the gateway has not decided (funds usually withheld)."""
+    WON = "won"
+    """Decided for us: the money stays."""
+    LOST = "lost"
+    """Decided for the customer (or reversed by the gateway): the money is gone."""
+
+
+@dataclass(frozen=True)
+class GatewayDispute:
+    """A dispute, chargeback or reversal of a payment, as the gateway reports it."""
+
+    gateway: GatewayCode
+    dispute_id: str
+    transaction_id: str
+    status: GatewayDisputeStatus
+    amount: Money
+    reason: str = ""
+    gateway_status: str = ""
+    evidence_due_by: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GatewayFraudWarning:
+    """An early fraud warning (Stripe Radar): the issuer reports the card used fraudulently."""
+
+    gateway: GatewayCode
+    warning_id: str
+    transaction_id: str
+    fraud_type: str
+    actionable: bool
+    created_at: datetime | None = None
 
 
 class WebhookRejectedReason(StrEnum):
@@ -177,6 +240,12 @@ class WebhookRejectedReason(StrEnum):
     BODY_MALFORMED = "webhook_body_malformed"
     SOURCE_NOT_ALLOWED = "webhook_source_not_allowed"
     GATEWAY_DISABLED = "webhook_gateway_disabled"
+    WEBHOOK_ID_MISMATCH = "webhook_id_mismatch"
+    """PayPal: the delivery is for another webhook subscription than ours."""
+    CERTIFICATE_URL_REFUSED = "webhook_certificate_url_refused"
+    """PayPal: the signing certificate's URL is not https on a paypal.com host (never fetched)."""
+    CERTIFICATE_INVALID = "webhook_certificate_invalid"
+    """PayPal: the certificate's chain, validity period or subject does not check out."""
 
 
 class WebhookRejectedError(Exception):
@@ -201,13 +270,19 @@ class Gateway(Protocol):
 
     code: GatewayCode
 
+    def checkout_origin(self) -> str:
+        """The origin of the gateway's payment page, where the pay page's Pay form leads
+        (its CSP ``form-action``); empty when the customer never leaves our site."""
+        ...
+
     def payment_start(self, request: PaymentRequest) -> PaymentStart:
         """Create the gateway's payment session for ``request`` (idempotent on its key)."""
         ...
 
     def webhook_verify(self, *, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
         """Verify a delivery's signature and timestamp and parse it, or raise
-        :class:`WebhookRejectedError`. Never contacts the gateway."""
+        :class:`WebhookRejectedError`. Never asks the gateway about the event (PayPal's
+        offline check may fetch a signing certificate, from ``paypal.com`` only, cached)."""
         ...
 
     def webhook_parse(self, body: bytes) -> GatewayEvent:
@@ -223,6 +298,33 @@ class Gateway(Protocol):
         """Make an unused session unpayable (superseded attempts)."""
         ...
 
-    def refund(self, *, transaction_id: str, amount: Money, idempotency_key: str) -> RefundResult:
-        """Refund ``amount`` of a payment (the refunds issue builds on this)."""
+    def payment_capture(self, *, session_id: str, idempotency_key: str) -> GatewayPayment:
+        """Take the money of an approved payment (``GatewayPayment.capturable``); idempotent
+        on ``idempotency_key``. Gateways that capture on their own page refuse
+        (:class:`GatewayRequestError`): callers only ask when ``capturable`` was reported."""
+        ...
+
+    def refund(
+        self, *, transaction_id: str, amount: Money, idempotency_key: str, request_id: uuid.UUID
+    ) -> GatewayRefund:
+        """Refund ``amount`` of a payment; ``request_id`` (our ``Refund`` row) is stored at
+        the gateway so a webhook about this refund is matched to it, and ``idempotency_key``
+        makes a retried request return the same refund."""
+        ...
+
+    def refunds_fetch(self, *, transaction_id: str = "", refund_id: str = "") -> list[GatewayRefund]:
+        """The refund ``refund_id``, or every refund of the payment ``transaction_id``."""
+        ...
+
+    def disputes_fetch(self, *, transaction_id: str = "", dispute_id: str = "") -> list[GatewayDispute]:
+        """The dispute ``dispute_id``, or every dispute (and reversal) of ``transaction_id``."""
+        ...
+
+    def fraud_warning_fetch(self, *, warning_id: str) -> GatewayFraudWarning | None:
+        """An early fraud warning; ``None`` where the gateway has no such thing."""
+        ...
+
+    def payments_report(self, *, since: datetime, until: datetime) -> list[GatewayPayment] | None:
+        """The payments the gateway says succeeded in ``[since, until)`` (the daily summary);
+        ``None`` when the gateway cannot report (bank transfer: the statement is the report)."""
         ...

@@ -10,6 +10,13 @@
 * :class:`GatewayCustomer` - the gateway's id of one of our customers (``cus_...``): ids only.
 * :class:`WebhookEvent` - the inbox: every verified delivery, stored raw once per gateway
   event id, processed by a worker (docs/webhooks.md).
+* :class:`Refund` - money given back from a payment, asked for by staff or made in the
+  gateway's dashboard; a succeeded refund of an applied payment has a credit note.
+* :class:`Dispute` - a chargeback, PayPal dispute or reversal of a payment.
+* :class:`FraudWarning` - an early fraud warning about a payment (for the fraud rules).
+* :class:`PaypalCertificate` - PayPal's webhook signing certificates, fetched or seeded.
+* :class:`BankStatementImport` / :class:`BankStatementLine` - imported bank statements and
+  what each credit line was matched to.
 
 Every table that names a customer is under row-level security (migration ``0001``); the
 inbox names none and is visible to staff and system scope only.
@@ -25,7 +32,7 @@ from django.db.models import Q
 
 from billing.models import Customer
 from gateways.base import GatewayCode, PaymentMethod
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from paymenter.encrypted_fields import EncryptedTextField
 from paymenter.scoping import PrincipalScopedManager
 
@@ -221,3 +228,249 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.event_type} {self.event_id}"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    """Reserved: asked of the gateway (or about to be); counts against what may be refunded."""
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    """The gateway refused or cancelled it: the money never left and the amount is free again."""
+
+
+class RefundOrigin(models.TextChoices):
+    STAFF = "staff", "Asked for by staff"
+    GATEWAY = "gateway", "Made at the gateway (dashboard), learnt by webhook"
+
+
+class Refund(models.Model):
+    """Money given back from one payment: at most what it paid less what was already
+    refunded, counting pending refunds (``gateways.services.refunds``). A succeeded refund
+    of an applied payment issues a credit note; one of a held payment (money that never
+    counted) returns it and needs none.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="refunds")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    gateway_refund_id = models.CharField(max_length=255, blank=True, help_text="Empty until the gateway answers")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    origin = models.CharField(max_length=16, choices=RefundOrigin.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    gateway_status = models.CharField(max_length=64, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    credit_note = models.OneToOneField(
+        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="refund"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["payment", "status"], name="refund_payment_status"),
+            models.Index(fields=["status", "created_at"], name="refund_status_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_refund_id"],
+                condition=~Q(gateway_refund_id=""),
+                name="refund_unique_gateway_refund",
+            ),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="refund_currency_iso"),
+            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_valid"),
+            models.CheckConstraint(condition=Q(origin__in=RefundOrigin.values), name="refund_origin_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.gateway_refund_id or self.id} ({self.status})"
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+class Dispute(models.Model):
+    """A chargeback, PayPal dispute or reversal of a payment: once per gateway dispute."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    gateway_dispute_id = models.CharField(max_length=255)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.OPEN)
+    reason = models.CharField(max_length=255, blank=True)
+    gateway_status = models.CharField(max_length=64, blank=True)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "gateway_dispute_id"], name="dispute_unique_gateway_dispute"),
+            models.CheckConstraint(condition=Q(amount_minor__gte=0), name="dispute_amount_non_negative"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="dispute_currency_iso"),
+            models.CheckConstraint(condition=Q(status__in=DisputeStatus.values), name="dispute_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dispute {self.gateway_dispute_id} ({self.status})"
+
+
+class FraudWarning(models.Model):
+    """An early fraud warning about a recorded payment, kept for the fraud rules and staff."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="fraud_warnings")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="fraud_warnings")
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    gateway_warning_id = models.CharField(max_length=255)
+    fraud_type = models.CharField(max_length=64, blank=True)
+    actionable = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "gateway_warning_id"], name="fraudwarning_unique_warning"),
+        ]
+
+    def __str__(self) -> str:
+        return f"fraud warning {self.gateway_warning_id}"
+
+
+class PaypalCertificate(models.Model):
+    """A PayPal webhook signing certificate (PEM), by the ``PAYPAL-CERT-URL`` that names it:
+    fetched from ``paypal.com`` on first use, or seeded by ``manage.py paypal_certificate_seed``
+    (air-gapped installs, pinning, tests). Public data: no row-level security needed beyond
+    staff/system scope."""
+
+    url = models.CharField(max_length=500, primary_key=True)
+    pem = models.TextField()
+    not_after = models.DateTimeField()
+    source = models.CharField(max_length=16, help_text="fetched or seeded")
+    stored_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class BankStatementImport(models.Model):
+    """One uploaded bank statement file (CSV), by staff."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64)
+    layout = models.CharField(max_length=32, help_text="The column layout it was read as")
+    imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    imported_at = models.DateTimeField(auto_now_add=True)
+    lines_total = models.PositiveIntegerField(default=0)
+    lines_new = models.PositiveIntegerField(default=0)
+    lines_matched = models.PositiveIntegerField(default=0)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-imported_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.imported_at:%Y-%m-%d})"
+
+
+class BankStatementLineStatus(models.TextChoices):
+    MATCHED = "matched", "Matched and recorded"
+    UNMATCHED = "unmatched", "No reference found"
+    MISTYPED = "mistyped", "Reference fails its check digits"
+    AMBIGUOUS = "ambiguous", "More than one reference"
+    UNKNOWN_INVOICE = "unknown_invoice", "Reference of no invoice here"
+    RESOLVED = "resolved", "Resolved by staff"
+    IGNORED = "ignored", "Ignored by staff"
+
+
+class BankStatementLine(models.Model):
+    """One credit line of a statement, stored once ever (``fingerprint``: a re-import of the
+    same statement records nothing new). Lines that did not match are staff's to resolve."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    statement = models.ForeignKey(BankStatementImport, on_delete=models.PROTECT, related_name="lines")
+    fingerprint = models.CharField(max_length=64, unique=True)
+    booked_on = models.DateField()
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    description = EncryptedTextField(help_text="The bank's narrative (names a payer: encrypted)")
+    bank_reference = models.CharField(max_length=255, blank=True)
+    payment_reference = models.CharField(max_length=64, blank=True, help_text="The reference found in it")
+    status = models.CharField(max_length=16, choices=BankStatementLineStatus.choices)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["booked_on", "id"]
+        indexes = [models.Index(fields=["status"], name="bankline_status")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=BankStatementLineStatus.values), name="bankline_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="bankline_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.booked_on} {self.amount_minor} {self.status}"
+
+
+class DailySummary(models.Model):
+    """The daily reconciliation summary of one gateway: payments recorded here vs. reported
+    by the gateway over one day; ``differences`` lists what staff must look at."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    gateway = models.CharField(max_length=20, choices=GATEWAY_CHOICES)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    recorded_count = models.PositiveIntegerField()
+    recorded_minor = models.JSONField(default=dict, help_text="Per currency: sum of minor units")
+    reported_count = models.PositiveIntegerField(null=True, blank=True, help_text="Null: the gateway cannot report")
+    reported_minor = models.JSONField(default=dict)
+    differences = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-period_start", "gateway"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "period_start"], name="dailysummary_unique_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.period_start:%Y-%m-%d}"
+
+    @property
+    def has_differences(self) -> bool:
+        return bool(self.differences)

@@ -25,6 +25,8 @@ class InvoiceStatus(models.TextChoices):
     UNCOLLECTIBLE = "uncollectible", "Uncollectible"
     PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
     REFUNDED = "refunded", "Refunded"
+    DISPUTED = "disputed", "Disputed"
+    """A payment of it is disputed (chargeback, PayPal dispute or reversal) and undecided."""
 
 
 class TaxCode(models.TextChoices):
@@ -212,6 +214,86 @@ class InvoiceLine(models.Model):
                 | Q(period_end__isnull=True)
                 | Q(period_end__gte=F("period_start")),
                 name="invoiceline_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.description}"
+
+
+class CreditNote(models.Model):
+    """A tax credit note: the document of a refund, reversing part of an invoice's lines.
+
+    Numbered in its own gapless series (``CREDIT_NOTE_NUMBER_PREFIX``), frozen and
+    checksummed like an invoice (``invoices.credit_notes``), never changed and never deleted
+    (database triggers, migration ``0008``). ``customer`` repeats the invoice's customer so
+    that row-level security can key on it directly. The refund that caused it points here
+    (``gateways.Refund.credit_note``): invoices know nothing of gateways.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=32, unique=True)
+    currency = models.CharField(max_length=3)
+    issue_date = models.DateField(help_text="In the seller's time zone")
+    reason = models.CharField(max_length=500, blank=True)
+    seller_details = models.JSONField(default=dict, blank=True, help_text="The invoice's, frozen")
+    buyer_details = EncryptedJSONField(null=True, blank=True, help_text="The invoice's, frozen (encrypted)")
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+    checksum = models.CharField(max_length=64)
+    checksum_key_id = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["invoice"], name="creditnote_invoice")]
+        constraints = [
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="creditnote_currency_iso"),
+            models.CheckConstraint(
+                condition=Q(subtotal_minor__gte=0) & Q(tax_minor__gte=0) & Q(total_minor__gt=0),
+                name="creditnote_amounts_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_minor=F("subtotal_minor") + F("tax_minor")), name="creditnote_total_adds_up"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(models.Model):
+    """The part of one invoice line a credit note reverses, with its share of the GST."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="lines")
+    invoice_line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="credit_note_lines")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField()
+    description = models.CharField(max_length=500)
+    tax_code = models.CharField(max_length=32, choices=TaxCode.choices)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=4)
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+
+    objects = PrincipalScopedManager()
+
+    class Meta:
+        ordering = ["credit_note", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["credit_note", "position"], name="creditnoteline_unique_position"),
+            models.CheckConstraint(
+                condition=Q(subtotal_minor__gte=0) & Q(tax_minor__gte=0) & Q(total_minor__gt=0),
+                name="creditnoteline_amounts_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_minor=F("subtotal_minor") + F("tax_minor")), name="creditnoteline_total_adds_up"
             ),
         ]
 

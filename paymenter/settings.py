@@ -218,6 +218,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": float(env.int("PAYMENT_RECONCILE_INTERVAL_SECONDS", 300)),
         "options": {"expires": float(env.int("PAYMENT_RECONCILE_INTERVAL_SECONDS", 300))},
     },
+    "payment-daily-summary": {
+        "task": "gateways.tasks.payment_daily_summary",
+        "schedule": 86400.0,
+        "options": {"expires": 86400.0},
+    },
     "idempotency-purge": {
         "task": "o2s.tasks.idempotency_purge",
         "schedule": 3600.0,
@@ -245,6 +250,31 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", 262_144)
 PAYMENT_SESSION_TTL_SECONDS = env.int("PAYMENT_SESSION_TTL_SECONDS", 3600)
 # Open attempts older than this are asked about by the reconciliation job (beat).
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", 900)
+# PayPal (Orders v2) is enabled when PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET are set.
+# PAYPAL_API_BASE: live by default; the sandbox is https://api-m.sandbox.paypal.com, and tests
+# and `make run` point it at a local fake (devtools/paypal_peer).
+PAYPAL_CLIENT_ID = env.str("PAYPAL_CLIENT_ID", default="")
+PAYPAL_CLIENT_SECRET = env.str("PAYPAL_CLIENT_SECRET", default="")
+PAYPAL_API_BASE = env.str("PAYPAL_API_BASE", default="https://api-m.paypal.com").rstrip("/")
+PAYPAL_WEBHOOK_ID = env.str("PAYPAL_WEBHOOK_ID", default="")
+PAYPAL_TIMEOUT_SECONDS = env.int("PAYPAL_TIMEOUT_SECONDS", 10)
+# "offline": check the signature against PayPal's certificate (docs/webhooks.md); "api": ask
+# PayPal's verify-webhook-signature endpoint instead.
+PAYPAL_WEBHOOK_VERIFICATION = env.str("PAYPAL_WEBHOOK_VERIFICATION", default="offline")
+# Where the approval pages live (the pay page's CSP form-action). Empty: https://www.paypal.com
+# for PayPal's APIs, else the origin of PAYPAL_API_BASE (a local fake serves both).
+PAYPAL_CHECKOUT_ORIGIN = env.str("PAYPAL_CHECKOUT_ORIGIN", default="").rstrip("/")
+PAYPAL_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYPAL_WEBHOOK_TOLERANCE_SECONDS", 300)
+# The trust anchors a PayPal signing certificate must chain to (PEM file); empty: certifi's
+# public roots (PayPal's certificates are publicly issued). Tests point it at a test CA.
+PAYPAL_WEBHOOK_CA_FILE = env.str("PAYPAL_WEBHOOK_CA_FILE", default="")
+# Bank transfer is offered when BANK_TRANSFER_ACCOUNT_NUMBER is set (the provider's account).
+BANK_TRANSFER_ACCOUNT_NAME = env.str("BANK_TRANSFER_ACCOUNT_NAME", default="")
+BANK_TRANSFER_BANK_NAME = env.str("BANK_TRANSFER_BANK_NAME", default="")
+BANK_TRANSFER_BSB = env.str("BANK_TRANSFER_BSB", default="")
+BANK_TRANSFER_ACCOUNT_NUMBER = env.str("BANK_TRANSFER_ACCOUNT_NUMBER", default="")
+# Credit notes (refunds) are numbered in their own gapless series: <PREFIX>-<YEAR>-<000123>.
+CREDIT_NOTE_NUMBER_PREFIX = env.str("CREDIT_NOTE_NUMBER_PREFIX", default="CN")
 # The fraud rules' hook (gateways/risk.py); "allow" until the fraud rules exist.
 PAYMENT_RISK_ASSESSOR = env.str("PAYMENT_RISK_ASSESSOR", default="gateways.risk.ALLOW_ALL")
 

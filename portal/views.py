@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -30,8 +29,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from gateways.base import GatewayCode, GatewayPaymentStatus, GatewayRequestError, GatewayUnavailableError
-from gateways.registry import gateways_enabled
+from gateways.base import GatewayPaymentStatus, GatewayRequestError, GatewayUnavailableError
+from gateways.registry import gateway_for, gateways_enabled
 from gateways.selectors import payment_attempt_for_return
 from gateways.services import payment_attempt_confirm, payment_attempt_start
 from gateways.services.ledger import PaymentInvoiceMismatchError
@@ -69,14 +68,8 @@ def _refused(request: HttpRequest, status: int) -> HttpResponse:
 
 def checkout_origins() -> list[str]:
     """Where a Pay form may lead: the enabled gateways' pages (CSP ``form-action`` applies to
-    the redirect after a form POST too). Stripe Checkout is on checkout.stripe.com; a local
-    peer (``STRIPE_API_BASE``) serves its own checkout page."""
-    origins: list[str] = []
-    if GatewayCode.STRIPE in gateways_enabled():
-        base = urlsplit(settings.STRIPE_API_BASE)
-        derived = "https://checkout.stripe.com" if base.netloc == "api.stripe.com" else f"{base.scheme}://{base.netloc}"
-        origins.append(settings.STRIPE_CHECKOUT_ORIGIN or derived)
-    return origins
+    the redirect after a form POST too)."""
+    return [origin for code in gateways_enabled() if (origin := gateway_for(code).checkout_origin())]
 
 
 def _pay_link_principal(claims: PayLinkClaims) -> CustomerPrincipal:

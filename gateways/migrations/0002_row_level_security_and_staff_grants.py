@@ -6,27 +6,13 @@ sees them read-only. Nobody may add, change or delete ledger rows in the admin."
 from django.db import migrations
 
 from billing.migrations._staff_groups import grant_operation
+from gateways.migrations import _rls
 
 CUSTOMER_TABLES = ["gateways_gatewaycustomer", "gateways_paymentattempt", "gateways_payment"]
 
-
-def protect(table: str, predicate: str) -> tuple[str, str]:
-    forward = f"""
-    ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-    ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
-    CREATE POLICY customer_isolation ON {table} USING ({predicate}) WITH CHECK ({predicate});
-    """
-    backward = f"""
-    DROP POLICY customer_isolation ON {table};
-    ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;
-    ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
-    return forward, backward
-
-
-POLICIES = [protect(table, "paymenter_rls_customer_visible(customer_id)") for table in CUSTOMER_TABLES]
+POLICIES = [_rls.protect(table, "paymenter_rls_customer_visible(customer_id)") for table in CUSTOMER_TABLES]
 # NULL: visible in staff and system scope, never in customer scope (fail closed).
-POLICIES.append(protect("gateways_webhookevent", "paymenter_rls_customer_visible(NULL::uuid)"))
+POLICIES.append(_rls.protect("gateways_webhookevent", "paymenter_rls_customer_visible(NULL::uuid)"))
 
 VIEW = [
     ("gateways", "view_payment"),

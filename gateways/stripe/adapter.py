@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -24,18 +25,30 @@ from django.utils import timezone
 from gateways.base import (
     CardFacts,
     GatewayCode,
+    GatewayDispute,
+    GatewayDisputeStatus,
     GatewayEvent,
+    GatewayFraudWarning,
     GatewayPayment,
     GatewayPaymentStatus,
+    GatewayRefund,
+    GatewayRefundStatus,
     GatewayRequestError,
     PaymentMethod,
     PaymentRequest,
     PaymentStart,
-    RefundResult,
 )
 from gateways.stripe.client import stripe_call
 from gateways.stripe.webhooks import stripe_event_parse, stripe_webhook_verify
 from paymenter.money import Money, UnknownCurrencyError, normalize_currency
+
+# Dispute.status -> ours. A warning_* status is an inquiry: open until closed, and a closed
+# warning (warning_closed) leaves the money with us.
+_DISPUTE_STATUS: Mapping[str, GatewayDisputeStatus] = {
+    "won": GatewayDisputeStatus.WON,
+    "warning_closed": GatewayDisputeStatus.WON,
+    "lost": GatewayDisputeStatus.LOST,
+}
 
 # PaymentIntent.status -> ours. requires_capture never happens: sessions capture automatically.
 _INTENT_STATUS: Mapping[str, GatewayPaymentStatus] = {
@@ -87,6 +100,13 @@ def card_facts(charge: Mapping[str, Any] | None) -> CardFacts | None:
 
 class StripeGateway:
     code = GatewayCode.STRIPE
+
+    def checkout_origin(self) -> str:
+        """checkout.stripe.com for Stripe's API; a local peer (``STRIPE_API_BASE``) serves its
+        own checkout page; ``STRIPE_CHECKOUT_ORIGIN`` overrides both."""
+        base = urlsplit(settings.STRIPE_API_BASE)
+        derived = "https://checkout.stripe.com" if base.netloc == "api.stripe.com" else f"{base.scheme}://{base.netloc}"
+        return str(settings.STRIPE_CHECKOUT_ORIGIN or derived)
 
     def _customer(self, request: PaymentRequest) -> str:
         if request.gateway_customer_id:
@@ -249,17 +269,126 @@ class StripeGateway:
             ),
         )
 
-    def refund(self, *, transaction_id: str, amount: Money, idempotency_key: str) -> RefundResult:
+    def refund(
+        self, *, transaction_id: str, amount: Money, idempotency_key: str, request_id: uuid.UUID
+    ) -> GatewayRefund:
         refund = stripe_call(
             "refunds.create",
             lambda client: client.v1.refunds.create(
-                params={"payment_intent": transaction_id, "amount": amount.minor},
+                params={
+                    "payment_intent": transaction_id,
+                    "amount": amount.minor,
+                    "metadata": {"paymenter_refund_id": str(request_id)},
+                },
                 options={"idempotency_key": idempotency_key},
             ),
         )
+        return self._refund(refund, transaction_id=transaction_id, fallback_currency=amount.currency)
+
+    def _refund(self, refund: Mapping[str, Any], *, transaction_id: str, fallback_currency: str) -> GatewayRefund:
         refunded = refund.get("amount")
-        return RefundResult(
+        raw_status = _text(refund.get("status"))
+        status = {
+            "succeeded": GatewayRefundStatus.SUCCEEDED,
+            "failed": GatewayRefundStatus.FAILED,
+            "canceled": GatewayRefundStatus.FAILED,
+        }.get(raw_status, GatewayRefundStatus.PENDING)
+        currency = _text(refund.get("currency"))
+        metadata = refund.get("metadata") or {}
+        return GatewayRefund(
+            gateway=self.code,
             refund_id=_text(refund.get("id")),
-            status=_text(refund.get("status")),
-            amount=Money(refunded if isinstance(refunded, int) else amount.minor, amount.currency),
+            transaction_id=_id_of(refund.get("payment_intent")) or transaction_id,
+            status=status,
+            amount=Money(
+                refunded if isinstance(refunded, int) else 0, normalize_currency(currency or fallback_currency)
+            ),
+            request_id=_uuid(metadata.get("paymenter_refund_id")) if isinstance(metadata, dict) else None,
+            gateway_status=raw_status,
         )
+
+    def payment_capture(self, *, session_id: str, idempotency_key: str) -> GatewayPayment:
+        raise GatewayRequestError("stripe: Checkout sessions capture on Stripe's page; nothing to capture")
+
+    def refunds_fetch(self, *, transaction_id: str = "", refund_id: str = "") -> list[GatewayRefund]:
+        """The refund ``refund_id``, or every refund of the PaymentIntent ``transaction_id``."""
+        if refund_id:
+            refund = stripe_call("refunds.retrieve", lambda client: client.v1.refunds.retrieve(refund_id))
+            return [self._refund(refund, transaction_id=transaction_id, fallback_currency="AUD")]
+        if not transaction_id:
+            return []
+        listed = stripe_call(
+            "refunds.list",
+            lambda client: client.v1.refunds.list(params={"payment_intent": transaction_id, "limit": 100}),
+        )
+        return [
+            self._refund(item, transaction_id=transaction_id, fallback_currency="AUD")
+            for item in listed.get("data") or []
+            if isinstance(item, dict)
+        ]
+
+    def disputes_fetch(self, *, transaction_id: str = "", dispute_id: str = "") -> list[GatewayDispute]:
+        """The dispute ``dispute_id``, or every dispute of the PaymentIntent ``transaction_id``."""
+        if dispute_id:
+            found = [stripe_call("disputes.retrieve", lambda client: client.v1.disputes.retrieve(dispute_id))]
+        elif transaction_id:
+            listed = stripe_call(
+                "disputes.list",
+                lambda client: client.v1.disputes.list(params={"payment_intent": transaction_id, "limit": 100}),
+            )
+            found = [item for item in listed.get("data") or [] if isinstance(item, dict)]
+        else:
+            return []
+        return [self._dispute(item) for item in found]
+
+    def _dispute(self, dispute: Mapping[str, Any]) -> GatewayDispute:
+        raw_status = _text(dispute.get("status"))
+        amount = dispute.get("amount")
+        details = dispute.get("evidence_details") or {}
+        due_by = details.get("due_by") if isinstance(details, dict) else None
+        return GatewayDispute(
+            gateway=self.code,
+            dispute_id=_text(dispute.get("id")),
+            transaction_id=_id_of(dispute.get("payment_intent")),
+            status=_DISPUTE_STATUS.get(raw_status, GatewayDisputeStatus.OPEN),
+            amount=Money(
+                amount if isinstance(amount, int) else 0, normalize_currency(_text(dispute.get("currency")) or "AUD")
+            ),
+            reason=_text(dispute.get("reason"))[:255],
+            gateway_status=raw_status[:64],
+            evidence_due_by=datetime.fromtimestamp(due_by, tz=UTC) if isinstance(due_by, int) else None,
+        )
+
+    def fraud_warning_fetch(self, *, warning_id: str) -> GatewayFraudWarning | None:
+        warning = stripe_call(
+            "radar.early_fraud_warnings.retrieve",
+            lambda client: client.v1.radar.early_fraud_warnings.retrieve(warning_id),
+        )
+        created = warning.get("created")
+        return GatewayFraudWarning(
+            gateway=self.code,
+            warning_id=_text(warning.get("id")),
+            transaction_id=_id_of(warning.get("payment_intent")),
+            fraud_type=_text(warning.get("fraud_type"))[:64],
+            actionable=bool(warning.get("actionable")),
+            created_at=datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) else None,
+        )
+
+    def payments_report(self, *, since: datetime, until: datetime) -> list[GatewayPayment] | None:
+        """Succeeded PaymentIntents created in ``[since, until)`` (paged, newest first)."""
+        reported: list[GatewayPayment] = []
+        params: dict[str, Any] = {
+            "created": {"gte": int(since.timestamp()), "lt": int(until.timestamp())},
+            "limit": 100,
+        }
+        while True:
+            page = stripe_call("payment_intents.list", lambda client: client.v1.payment_intents.list(params=params))  # type: ignore[arg-type]
+            items = [item for item in page.get("data") or [] if isinstance(item, dict)]
+            reported.extend(
+                self._from_intent(item, session_id="", session_closed=True)
+                for item in items
+                if item.get("status") == "succeeded"
+            )
+            if not page.get("has_more") or not items:
+                return reported
+            params["starting_after"] = _text(items[-1].get("id"))
