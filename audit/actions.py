@@ -18,6 +18,23 @@ class AuditAction(StrEnum):
     PAYMENT_HELD_RESOLVED = "payment.held_resolved"
     PAYMENT_ATTEMPT_STARTED = "payment.attempt_started"
     WEBHOOK_EVENT_REPROCESSED = "webhook.event_reprocessed"
+    # bank transfers (gateways/services/bank_transfers.py): staff record one by hand, import a
+    # statement, resolve or ignore a statement line; the payment itself is audited by the ledger
+    BANK_TRANSFER_RECORDED = "bank_transfer.recorded"
+    BANK_STATEMENT_IMPORTED = "bank_statement.imported"
+    BANK_STATEMENT_LINE_RESOLVED = "bank_statement.line_resolved"
+    BANK_STATEMENT_LINE_IGNORED = "bank_statement.line_ignored"
+    # refunds, credit notes, disputes (gateways/services/refunds.py, disputes.py)
+    REFUND_REQUESTED = "refund.requested"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+    INVOICE_REFUNDED = "invoice.refunded"
+    INVOICE_PARTIALLY_REFUNDED = "invoice.partially_refunded"
+    CREDIT_NOTE_ISSUED = "credit_note.issued"
+    DISPUTE_OPENED = "dispute.opened"
+    DISPUTE_CLOSED = "dispute.closed"
+    FRAUD_WARNING_RECORDED = "fraud_warning.recorded"
+    PAYPAL_CERTIFICATE_SEEDED = "paypal.certificate_seeded"  # a signing certificate trusted by hand
     INVOICE_CHECKSUM_MISMATCH = "invoice.checksum_mismatch"
     ENCRYPTION_KEY_ROTATED = "encryption.key_rotated"
     ENCRYPTED_VALUE_UNREADABLE = "encryption.value_unreadable"  # tampering or a lost key

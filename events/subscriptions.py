@@ -24,10 +24,13 @@ from portal.receipts import RECEIPT_TOPIC, deliver_receipt
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     # Provisioning callbacks to O2S: signed POSTs, in order per invoice (docs/callbacks.md).
     Subscription(topic=O2S_CALLBACK_TOPIC, event_types=O2S_CALLBACK_EVENT_TYPES, handler=deliver_o2s_callback),
-    # The customer's receipt e-mail for every payment that counts (portal/receipts.py).
+    # The customer's receipt e-mail for every payment that counts, and the credit note of
+    # every refund (portal/receipts.py).
     Subscription(
         topic=RECEIPT_TOPIC,
-        event_types=frozenset({InvoiceEvent.PAID, InvoiceEvent.PAYMENT_RECORDED}),
+        event_types=frozenset(
+            {InvoiceEvent.PAID, InvoiceEvent.PAYMENT_RECORDED, InvoiceEvent.REFUNDED, InvoiceEvent.PARTIALLY_REFUNDED}
+        ),
         handler=deliver_receipt,
     ),
     # Verified gateway webhooks, stored by the inbox; not a domain event: no event types,

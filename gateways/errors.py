@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from paymenter.errors import PaymenterError
+from paymenter.money import Money
 
 
 class PaymentErrorCode(StrEnum):
@@ -15,6 +16,11 @@ class PaymentErrorCode(StrEnum):
     PAYMENT_BLOCKED = "payment_blocked"
     ATTEMPT_NOT_FOUND = "payment_attempt_not_found"
     WEBHOOK_EVENT_NOT_FOUND = "webhook_event_not_found"
+    PAYMENT_NOT_FOUND = "payment_not_found"
+    INVALID_REFUND = "invalid_refund"
+    REFUND_EXCEEDS_REFUNDABLE = "refund_exceeds_refundable"
+    REFUND_NOT_ALLOWED = "refund_not_allowed"
+    REFUND_FORBIDDEN = "refund_forbidden"
 
 
 class PaymentError(PaymenterError):
@@ -83,3 +89,47 @@ class PaymentBlockedError(PaymentError):
             code=PaymentErrorCode.PAYMENT_BLOCKED,
             message="This payment cannot be started. Please contact us if you need help.",
         )
+
+
+class PaymentNotFoundError(PaymentError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__(code=PaymentErrorCode.PAYMENT_NOT_FOUND, message="No such payment.")
+
+
+class InvalidRefundError(PaymentError):
+    """400: the refund asked for is malformed (``field`` names what is wrong)."""
+
+    status_code = 400
+
+    def __init__(self, *, field: str, message: str) -> None:
+        super().__init__(code=PaymentErrorCode.INVALID_REFUND, message=message, fields={field: [message]})
+
+
+class RefundExceedsRefundableError(PaymentError):
+    """More than the payment took less what was already refunded (or is being refunded)."""
+
+    status_code = 409
+
+    def __init__(self, *, requested: Money, refundable: Money) -> None:
+        super().__init__(
+            code=PaymentErrorCode.REFUND_EXCEEDS_REFUNDABLE,
+            message=f"Cannot refund {requested.format()}: at most {refundable.format()} of this payment is left.",
+        )
+
+
+class RefundNotAllowedError(PaymentError):
+    status_code = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(code=PaymentErrorCode.REFUND_NOT_ALLOWED, message=message)
+
+
+class RefundForbiddenError(PaymentError):
+    """403: only billing staff and admins (``invoices.process_refund``) refund."""
+
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__(code=PaymentErrorCode.REFUND_FORBIDDEN, message="You may not refund payments.")

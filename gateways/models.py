@@ -377,7 +377,9 @@ class PaypalCertificate(models.Model):
 
 
 class BankStatementImport(models.Model):
-    """One uploaded bank statement file (CSV), by staff."""
+    """One uploaded bank statement file (CSV), by staff. ``lines_new`` counts the credit
+    lines stored by this import (a line already stored by an earlier import is skipped);
+    ``lines_matched`` those of them recorded as payments on their own."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     file_name = models.CharField(max_length=255)
@@ -388,6 +390,7 @@ class BankStatementImport(models.Model):
     lines_total = models.PositiveIntegerField(default=0)
     lines_new = models.PositiveIntegerField(default=0)
     lines_matched = models.PositiveIntegerField(default=0)
+    debits_skipped = models.PositiveIntegerField(default=0, help_text="Debit and zero lines: not money received")
 
     objects = PrincipalScopedManager()
 
@@ -404,16 +407,36 @@ class BankStatementLineStatus(models.TextChoices):
     MISTYPED = "mistyped", "Reference fails its check digits"
     AMBIGUOUS = "ambiguous", "More than one reference"
     UNKNOWN_INVOICE = "unknown_invoice", "Reference of no invoice here"
+    DUPLICATE = "duplicate", "Possibly recorded already"
+    """Matched an invoice, but a transfer of the same amount for it was recorded by hand
+    (or from another statement) within days: staff decide, nothing was recorded."""
     RESOLVED = "resolved", "Resolved by staff"
     IGNORED = "ignored", "Ignored by staff"
+    RECORDED = "recorded", "Recorded by staff by hand"
+    """A transfer staff recorded in the admin: no statement (yet) showed it."""
+
+
+BANK_LINE_OPEN_STATUSES = (
+    BankStatementLineStatus.UNMATCHED,
+    BankStatementLineStatus.MISTYPED,
+    BankStatementLineStatus.AMBIGUOUS,
+    BankStatementLineStatus.UNKNOWN_INVOICE,
+    BankStatementLineStatus.DUPLICATE,
+)
+"""The lines waiting for staff: resolve them to an invoice, or ignore them."""
 
 
 class BankStatementLine(models.Model):
-    """One credit line of a statement, stored once ever (``fingerprint``: a re-import of the
-    same statement records nothing new). Lines that did not match are staff's to resolve."""
+    """One bank credit, stored once ever (``fingerprint``): a credit line of an imported
+    statement (a re-import of the same statement records nothing new), or a transfer staff
+    recorded by hand (no ``statement``; ``fingerprint`` from its date, amount and bank
+    reference). Lines that did not match are staff's to resolve (``note`` says why); a
+    recorded one links the payment it became (``gateways.services.bank_transfers``)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    statement = models.ForeignKey(BankStatementImport, on_delete=models.PROTECT, related_name="lines")
+    statement = models.ForeignKey(
+        BankStatementImport, on_delete=models.PROTECT, null=True, blank=True, related_name="lines"
+    )
     fingerprint = models.CharField(max_length=64, unique=True)
     booked_on = models.DateField()
     amount_minor = models.BigIntegerField()
@@ -428,6 +451,7 @@ class BankStatementLine(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True, help_text="Why it waits for staff, or what staff decided")
 
     objects = PrincipalScopedManager()
 
@@ -439,6 +463,12 @@ class BankStatementLine(models.Model):
                 condition=Q(status__in=BankStatementLineStatus.values), name="bankline_status_valid"
             ),
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="bankline_amount_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="bankline_currency_iso"),
+            models.CheckConstraint(
+                condition=(Q(statement__isnull=True) & Q(status="recorded"))
+                | (Q(statement__isnull=False) & ~Q(status="recorded")),
+                name="bankline_recorded_by_hand_has_no_statement",
+            ),
         ]
 
     def __str__(self) -> str:

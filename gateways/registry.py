@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from gateways.bank_transfer.adapter import BankTransferGateway
 from gateways.base import Gateway, GatewayCode
 from gateways.errors import GatewayDisabledError
+from gateways.paypal.adapter import PaypalGateway
 from gateways.stripe.adapter import StripeGateway
 
 _ADAPTERS: dict[GatewayCode, Gateway] = {
     GatewayCode.STRIPE: StripeGateway(),
+    GatewayCode.PAYPAL: PaypalGateway(),
+    GatewayCode.BANK_TRANSFER: BankTransferGateway(),
 }
 
 
@@ -18,6 +22,10 @@ def gateways_enabled() -> list[GatewayCode]:
     enabled: list[GatewayCode] = []
     if settings.STRIPE_SECRET_KEY:
         enabled.append(GatewayCode.STRIPE)
+    if settings.PAYPAL_CLIENT_ID and settings.PAYPAL_CLIENT_SECRET:
+        enabled.append(GatewayCode.PAYPAL)
+    if settings.BANK_TRANSFER_ACCOUNT_NUMBER:
+        enabled.append(GatewayCode.BANK_TRANSFER)
     return enabled
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateways.services import payment_attempts_reconcile
+from gateways.services.summaries import payment_daily_summaries
 from paymenter.celery import platform_task
 
 
@@ -15,3 +16,14 @@ from paymenter.celery import platform_task
 )
 def payment_attempts_reconcile_task() -> None:
     payment_attempts_reconcile()
+
+
+@platform_task(
+    name="gateways.tasks.payment_daily_summary",
+    max_retries=2,
+    retry_backoff=60,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def payment_daily_summary_task() -> None:
+    payment_daily_summaries()

@@ -12,6 +12,9 @@
   ``InvoiceChecksumMismatch``, cheap on any list).
 * Tax rates are effective-dated rows: the admin group adds new ones; a row is never
   edited or deleted once created (old invoices were priced with it).
+* Credit notes (issued by refunds) are read-only for everyone, with their lines and a
+  checksum column; the buyer's details are not shown here (they are the invoice's, masked
+  there for support).
 * ``InvoiceNumberSequence`` is deliberately not registered: editing it breaks gapless
   numbering.
 """
@@ -27,8 +30,8 @@ from django.http import HttpRequest
 
 from billing.admin import can_see_pii
 from billing.selectors import mask_pii
-from invoices import checksum
-from invoices.models import Invoice, InvoiceLine, InvoiceStatus, TaxRate
+from invoices import checksum, credit_notes
+from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus, TaxRate
 from invoices.services import (
     invoice_checksum_mismatch_record,
     invoice_checksum_verify,
@@ -45,10 +48,14 @@ if TYPE_CHECKING:
     _InvoiceAdminBase = admin.ModelAdmin[Invoice]
     _InvoiceLineInlineBase = admin.TabularInline[InvoiceLine, Invoice]
     _TaxRateAdminBase = admin.ModelAdmin[TaxRate]
+    _CreditNoteAdminBase = admin.ModelAdmin[CreditNote]
+    _CreditNoteLineInlineBase = admin.TabularInline[CreditNoteLine, CreditNote]
 else:  # ModelAdmin is generic only in the stubs
     _InvoiceAdminBase = admin.ModelAdmin
     _InvoiceLineInlineBase = admin.TabularInline
     _TaxRateAdminBase = admin.ModelAdmin
+    _CreditNoteAdminBase = admin.ModelAdmin
+    _CreditNoteLineInlineBase = admin.TabularInline
 
 VOID_PERMISSION = "invoices.change_invoice"
 ADMIN_VOID_REASON = "voided in the staff admin"
@@ -314,3 +321,69 @@ class TaxRateAdmin(_TaxRateAdminBase):
             description=obj.description,
         )
         obj.pk = created.pk
+
+
+CREDIT_NOTE_LINE_FIELDS = (
+    "position",
+    "description",
+    "tax_code",
+    "tax_rate",
+    "subtotal_minor",
+    "tax_minor",
+    "total_minor",
+)
+
+
+class CreditNoteLineInline(ReadOnlyInlineMixin, _CreditNoteLineInlineBase):
+    model = CreditNoteLine
+    fields = CREDIT_NOTE_LINE_FIELDS
+    readonly_fields = CREDIT_NOTE_LINE_FIELDS
+    ordering = ("position",)
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(_CreditNoteAdminBase):
+    """Credit notes are written by the refunds ledger only and never change."""
+
+    list_display = ("number", "invoice", "issue_date", "total", "gst_reversed", "checksum_ok")
+    search_fields = ("=number", "=invoice__number")
+    list_select_related = ("invoice",)
+    inlines = (CreditNoteLineInline,)
+    fields = (
+        "number",
+        "invoice",
+        "issue_date",
+        "currency",
+        "reason",
+        "subtotal_minor",
+        "tax_minor",
+        "total_minor",
+        "checksum_key_id",
+        "checksum",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CreditNote]:
+        return super().get_queryset(request).prefetch_related("lines")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="total (incl. GST)")
+    def total(self, obj: CreditNote) -> str:
+        return _format(obj.total_minor, obj.currency)
+
+    @admin.display(description="GST reversed")
+    def gst_reversed(self, obj: CreditNote) -> str:
+        return _format(obj.tax_minor, obj.currency)
+
+    @admin.display(boolean=True, description="checksum")
+    def checksum_ok(self, obj: CreditNote) -> bool:
+        return credit_notes.is_valid(obj, list(obj.lines.all()))

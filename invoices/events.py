@@ -26,6 +26,8 @@ class InvoiceEvent(StrEnum):
     REFUNDED = "invoice.refunded"
     PARTIALLY_REFUNDED = "invoice.partially_refunded"
     DISPUTED = "invoice.disputed"
+    DISPUTE_CLOSED = "invoice.dispute_closed"
+    """A dispute was decided (``dispute.status``: won or lost)."""
 
 
 def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""Gapless, human-readable invoice numbers: ``<PREFIX>-<YEAR>-<000123>``.
+"""Gapless, human-readable document numbers: ``<PREFIX>-<YEAR>-<000123>``.
 
-The year's counter row is locked for the rest of the issuing transaction, so numbers are
-assigned strictly in commit order and a rolled-back issue gives its number back.
+Invoices (``INVOICE_NUMBER_PREFIX``) and credit notes (``CREDIT_NOTE_NUMBER_PREFIX``) each
+have their own series. The year's counter row is locked for the rest of the issuing
+transaction, so numbers are assigned strictly in commit order and a rolled-back issue gives
+its number back.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ def format_invoice_number(*, prefix: str, year: int, number: int) -> str:
 
 def invoice_number_next(*, issue_date: dt.date) -> str:
     """Must run inside the issuing transaction."""
-    prefix = settings.INVOICE_NUMBER_PREFIX
+    return document_number_next(prefix=settings.INVOICE_NUMBER_PREFIX, issue_date=issue_date)
+
+
+def credit_note_number_next(*, issue_date: dt.date) -> str:
+    """Must run inside the issuing transaction."""
+    return document_number_next(prefix=settings.CREDIT_NOTE_NUMBER_PREFIX, issue_date=issue_date)
+
+
+def document_number_next(*, prefix: str, issue_date: dt.date) -> str:
+    """The next number of ``prefix``'s series in ``issue_date``'s year (row locked to commit)."""
     InvoiceNumberSequence.objects.bulk_create(
         [InvoiceNumberSequence(prefix=prefix, year=issue_date.year)], ignore_conflicts=True
     )

@@ -23,6 +23,7 @@ class CallbackEventType(StrEnum):
     INVOICE_REFUNDED = "invoice.refunded"
     INVOICE_PARTIALLY_REFUNDED = "invoice.partially_refunded"
     INVOICE_DISPUTED = "invoice.disputed"
+    INVOICE_DISPUTE_CLOSED = "invoice.dispute_closed"
     INVOICE_VOIDED = "invoice.voided"
     PAYMENT_REVIEW_REQUIRED = "payment.review_required"
     PAYMENT_REVIEW_RELEASED = "payment.review_released"

@@ -19,6 +19,7 @@ Ids (listed in docs/operations.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -228,8 +229,10 @@ def check_database_role(
 @register(Tags.security)
 def check_payment_gateways(*, app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Stripe enabled without a webhook secret would refuse every webhook (and so rely on
-    reconciliation alone); a test key or a non-Stripe API base in production takes no money."""
-    messages: list[CheckMessage] = []
+    reconciliation alone); a test key or a non-Stripe API base in production takes no money.
+    PayPal half configured, or without its webhook id, likewise; credit notes sharing the
+    invoices' number series would leave gaps in both."""
+    messages: list[CheckMessage] = [*_paypal_messages(), *_numbering_messages()]
     if not settings.STRIPE_SECRET_KEY:
         return messages
     if not settings.STRIPE_WEBHOOK_SECRETS:
@@ -249,6 +252,52 @@ def check_payment_gateways(*, app_configs: Sequence[AppConfig] | None = None, **
                 "Stripe is configured with a test key or a non-HTTPS API base in production.",
                 hint="Use a live restricted key (rk_live_...) and leave STRIPE_API_BASE at https://api.stripe.com.",
                 id="paymenter.W020",
+            )
+        )
+    return messages
+
+
+def _paypal_messages() -> list[CheckMessage]:
+    if not (settings.PAYPAL_CLIENT_ID or settings.PAYPAL_CLIENT_SECRET):
+        return []
+    messages: list[CheckMessage] = []
+    if not (settings.PAYPAL_CLIENT_ID and settings.PAYPAL_CLIENT_SECRET and settings.PAYPAL_WEBHOOK_ID):
+        messages.append(
+            Error(
+                "PayPal is half configured: PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET and PAYPAL_WEBHOOK_ID are all "
+                "needed.",
+                hint="Without PAYPAL_WEBHOOK_ID every PayPal webhook would be refused; see README.",
+                id="paymenter.E021",
+            )
+        )
+    if settings.PAYPAL_WEBHOOK_VERIFICATION not in ("offline", "api"):
+        messages.append(Error("PAYPAL_WEBHOOK_VERIFICATION must be 'offline' or 'api'.", id="paymenter.E022"))
+    if _production() and not settings.PAYPAL_API_BASE.startswith("https://"):
+        messages.append(
+            Warning(
+                "PayPal is configured with a non-HTTPS API base in production.",
+                hint="Leave PAYPAL_API_BASE at https://api-m.paypal.com.",
+                id="paymenter.W021",
+            )
+        )
+    return messages
+
+
+def _numbering_messages() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if settings.CREDIT_NOTE_NUMBER_PREFIX == settings.INVOICE_NUMBER_PREFIX:
+        messages.append(
+            Error(
+                "CREDIT_NOTE_NUMBER_PREFIX equals INVOICE_NUMBER_PREFIX: credit notes need their own number series.",
+                id="paymenter.E023",
+            )
+        )
+    if settings.BANK_TRANSFER_ACCOUNT_NUMBER and not re.fullmatch(r"[A-Z]{1,11}", settings.INVOICE_NUMBER_PREFIX):
+        messages.append(
+            Error(
+                "With bank transfer, INVOICE_NUMBER_PREFIX must be 1-11 letters A-Z: the invoice number is "
+                "carried in the ISO 11649 payment reference.",
+                id="paymenter.E024",
             )
         )
     return messages

@@ -51,6 +51,16 @@ class CurrencyMismatchError(MoneyError):
         )
 
 
+class InvalidAmountError(MoneyError):
+    def __init__(self, text: object, currency: str) -> None:
+        super().__init__(
+            code="invalid_amount",
+            message=f"{str(text)[:40]!r} is not an amount of {currency}: digits, at most "
+            f"{CURRENCY_EXPONENTS.get(currency, 2)} decimal places, no sign or separators.",
+            fields={"amount": ["not an amount"]},
+        )
+
+
 def normalize_currency(currency: object) -> str:
     """Validate an ISO 4217 code we support; returns it upper-cased."""
     if not isinstance(currency, str) or currency.upper() not in CURRENCY_EXPONENTS:
@@ -119,6 +129,23 @@ class Money:
 
     def __str__(self) -> str:
         return self.format()
+
+    @classmethod
+    def parse(cls, text: str, currency: str) -> Money:
+        """An amount typed by a person in major units (``"12.50"`` AUD -> 1250 minor units):
+        plain digits and at most the currency's decimal places, exactly - never rounded."""
+        currency = normalize_currency(currency)
+        cleaned = text.strip()
+        whole, _, fraction = cleaned.partition(".")
+        exponent = CURRENCY_EXPONENTS[currency]
+        if not whole.isdigit() or not whole.isascii() or len(fraction) > exponent:
+            raise InvalidAmountError(text, currency)
+        if fraction and not (fraction.isdigit() and fraction.isascii()):
+            raise InvalidAmountError(text, currency)
+        minor = int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
+        if minor > MAX_MINOR:
+            raise InvalidAmountError(text, currency)
+        return cls(minor, currency)
 
     @property
     def exponent(self) -> int:

@@ -1,8 +1,11 @@
-"""Receipt e-mails: the customer hears of every payment that counts toward an invoice.
+"""Receipt e-mails: the customer hears of every payment that counts toward an invoice, and
+gets the credit note of every refund.
 
-Subscribed to ``invoice.paid`` and ``payment.recorded`` (``events/subscriptions.py``), so a
-receipt follows from the same outbox message as the payment's other effects: once per
-payment, however many webhooks, returns and reconciliations reported it. The e-mail is
+Subscribed to ``invoice.paid`` and ``payment.recorded`` (a receipt) and to
+``invoice.refunded`` and ``invoice.partially_refunded`` (the credit note: number, amount
+refunded, GST reversed) in ``events/subscriptions.py``, so the e-mail follows from the same
+outbox message as the money's other effects: once per payment or refund, however many
+webhooks, returns and reconciliations reported it. The e-mail is
 built from the event's snapshot (what was paid, by which method, for which invoice), not
 from the rows as they are when the worker gets to it. Delivery is at least once: a worker
 that dies between the SMTP server's acceptance and the commit sends it again.
@@ -48,6 +51,39 @@ def receipt_context(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+REFUND_EVENT_TYPES = frozenset({"invoice.refunded", "invoice.partially_refunded"})
+
+
+def credit_note_context(data: dict[str, Any]) -> dict[str, Any]:
+    note = data.get("credit_note") or {}
+    currency = str(note.get("currency") or data["currency"])
+    return {
+        "seller_name": settings.SELLER_NAME,
+        "seller_abn": settings.SELLER_ABN,
+        "invoice_number": data.get("invoice_number"),
+        "credit_note_number": note.get("credit_note_number", ""),
+        "refunded": Money(int(note.get("total_minor", 0)), currency).format(),
+        "gst_reversed": Money(int(note.get("tax_minor", 0)), currency).format(),
+        "subtotal": Money(int(note.get("subtotal_minor", 0)), currency).format(),
+        "refunded_in_total": Money(int(data["amount_refunded_minor"]), str(data["currency"])).format(),
+        "fully_refunded": data.get("status") == "refunded",
+    }
+
+
+def _email_of(message: OutboxMessage, data: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) of the e-mail ``message`` asks for."""
+    if message.payload.get("type") in REFUND_EVENT_TYPES:
+        context = credit_note_context(data)
+        subject = (
+            f"Credit note {context['credit_note_number']} for invoice {context['invoice_number']}"
+            f" - {settings.SELLER_NAME}"
+        )
+        return subject, render_to_string("portal/email/credit_note.txt", context)
+    context = receipt_context(data)
+    subject = f"Receipt for invoice {context['invoice_number']} - {settings.SELLER_NAME}"
+    return subject, render_to_string("portal/email/receipt.txt", context)
+
+
 def deliver_receipt(message: OutboxMessage) -> None:
     """The outbox handler of :data:`RECEIPT_TOPIC`."""
     data: dict[str, Any] = dict(message.payload["data"])
@@ -58,10 +94,10 @@ def deliver_receipt(message: OutboxMessage) -> None:
             "receipt for invoice %s: customer not found", data.get("invoice_number")
         )
         return
-    context = receipt_context(data)
+    subject, body = _email_of(message, data)
     email = EmailMessage(
-        subject=f"Receipt for invoice {context['invoice_number']} - {settings.SELLER_NAME}",
-        body=render_to_string("portal/email/receipt.txt", context),
+        subject=subject,
+        body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[str(customer.email)],
         headers={"X-Paymenter-Event-Id": str(message.payload.get("id", ""))},

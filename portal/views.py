@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from gateways.bank_transfer.instructions import bank_transfer_instructions
 from gateways.base import GatewayPaymentStatus, GatewayRequestError, GatewayUnavailableError
 from gateways.registry import gateway_for, gateways_enabled
 from gateways.selectors import payment_attempt_for_return
@@ -86,6 +87,7 @@ def _invoice_page(
         "seller": invoice.seller_details or {},
         "buyer": invoice.buyer_details or {},
         "gateways": [code.value for code in gateways_enabled()] if payable else [],
+        "bank_transfer": bank_transfer_instructions(invoice) if payable else None,
         "token": token,
         "notice": notice,
     }

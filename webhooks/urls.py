@@ -6,4 +6,5 @@ app_name = "webhooks"
 
 urlpatterns = [
     path("stripe/", views.stripe_webhook, name="stripe"),
+    path("paypal/", views.paypal_webhook, name="paypal"),
 ]

@@ -10,6 +10,9 @@ a source past the limit is turned away at the gate in front of Django.
 A verified delivery is stored raw in the inbox, once per gateway event id, with an outbox
 message for the worker; a duplicate is acknowledged (200) and changes nothing. Events of
 types we do not act on are stored and acknowledged too, so Stripe stops retrying them.
+
+A delivery that cannot be verified *yet* - PayPal's signing certificate or verification
+endpoint unreachable - is answered 503 with nothing stored or counted: the gateway retries.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from gateways.base import GatewayCode, GatewayEvent, WebhookRejectedError, WebhookRejectedReason
+from gateways.base import (
+    GatewayCode,
+    GatewayEvent,
+    GatewayUnavailableError,
+    WebhookRejectedError,
+    WebhookRejectedReason,
+)
 from gateways.errors import GatewayDisabledError
 from gateways.registry import gateway_for
 from gateways.services import webhook_event_store
@@ -105,6 +114,14 @@ def _receive(request: HttpRequest, code: GatewayCode, allowed_ips: list[str]) ->
         event, body = _verified(request, code, allowed_ips)
     except WebhookRejectedError as error:
         return _refused(request, code, error)
+    except GatewayUnavailableError as error:
+        # not a refusal: the delivery may be genuine, and the gateway retries a 5xx
+        logger.warning("%s webhook not verifiable now: %s", code.value, error)
+        response = JsonResponse(
+            error_body("gateway_unavailable", "The delivery cannot be verified right now; retry later."), status=503
+        )
+        response["Retry-After"] = "60"
+        return response
     stored_id = webhook_event_store(event=event, body=body, signed_at=event.signed_at)
     return JsonResponse({"received": True, "duplicate": stored_id is None})
 
@@ -113,3 +130,10 @@ def _receive(request: HttpRequest, code: GatewayCode, allowed_ips: list[str]) ->
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
     return _receive(request, GatewayCode.STRIPE, settings.STRIPE_WEBHOOK_ALLOWED_IPS)
+
+
+@csrf_exempt  # authenticated by the gateway's signature, not a browser session
+@require_POST
+def paypal_webhook(request: HttpRequest) -> JsonResponse:
+    # no source allowlist: PayPal publishes no stable delivery addresses; the signature decides
+    return _receive(request, GatewayCode.PAYPAL, [])

@@ -3,8 +3,11 @@
 :func:`running_stripe_peer` starts localstripe (through ``devtools.localstripe_launcher``,
 GPL: its own process, never imported here) and ``devtools.stripe_peer`` on free loopback
 ports, waits until the peer has registered its webhook at localstripe, and stops both on
-exit. :class:`StripePeer` speaks the peer's control API and pays on its hosted checkout page
-as a browser would (card form, then the 3-D Secure challenge). Both are reached over HTTP only.
+exit. :class:`StripePeer` speaks the peer's control API, pays on its hosted checkout page as a
+browser would (card form, then the 3-D Secure challenge), and plays what happens at Stripe
+without the app asking: a refund in the dashboard, a dispute opened and decided, an early fraud
+warning. Both are reached over HTTP only. Starting, waiting for and stopping the processes is
+:mod:`devtools.peer_process`, shared with the PayPal fake's harness.
 """
 
 from __future__ import annotations
@@ -13,10 +16,6 @@ import contextlib
 import dataclasses
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -25,23 +24,16 @@ from urllib.parse import urljoin
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
-STARTUP_TIMEOUT_SECONDS = 30
+from devtools.peer_process import HOST, Child, free_port, start_module, wait_healthy
+
 HTTP_TIMEOUT_SECONDS = 30
+API_KEY = "sk_test_stripe_peer_harness"  # the peer takes any sk_test_ key
 _FORM = re.compile(r'<form[^>]*action="(?P<action>[^"]+)"[^>]*>(?P<body>.*?)</form>', re.DOTALL)
 _HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[^"]+)" value="(?P<value>[^"]*)">')
 
 
 class PaymentFailed(AssertionError):
     """The hosted checkout page reported a failed payment (declined or failed 3-D Secure)."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _forms(html: str) -> list[tuple[str, str]]:
@@ -59,8 +51,74 @@ class StripePeer:
 
     def _control(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         resp = requests.request(method, f"{self.api_base}/_peer/{path}", timeout=HTTP_TIMEOUT_SECONDS, **kwargs)
-        resp.raise_for_status()
+        if resp.status_code >= 400:  # the peer says why (a Stripe error body): keep it in the message
+            raise requests.HTTPError(f"{method} /_peer/{path}: HTTP {resp.status_code}: {resp.text}", response=resp)
         return resp
+
+    def _api(self, path: str, data: dict[str, str]) -> dict[str, Any]:
+        resp = requests.post(
+            f"{self.api_base}/v1/{path}",
+            data=data,
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=HTTP_TIMEOUT_SECONDS,
+        )
+        if resp.status_code >= 400:
+            raise requests.HTTPError(f"POST /v1/{path}: HTTP {resp.status_code}: {resp.text}", response=resp)
+        created: dict[str, Any] = resp.json()
+        return created
+
+    def payment_intent_paid(self, amount: int, currency: str = "aud", metadata: dict[str, str] | None = None) -> str:
+        """A PaymentIntent paid by card through the API (no Checkout, no 3-D Secure); its id."""
+        card = {"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12", "card[cvc]": "123"}
+        method = self._api("payment_methods", {**card, "card[exp_year]": "2034"})
+        data = {"amount": str(amount), "currency": currency, "payment_method": method["id"], "confirm": "true"}
+        data.update({f"metadata[{k}]": v for k, v in (metadata or {}).items()})
+        intent = self._api("payment_intents", data)
+        if intent["status"] != "succeeded":
+            raise PaymentFailed(f"payment intent {intent['id']} is {intent['status']}")
+        return str(intent["id"])
+
+    def payment_intent_backdate(self, payment_intent: str, created: int) -> None:
+        """Set when Stripe says ``payment_intent`` was created (a Unix time): lists and reports
+        over fixed days, whatever the clock says."""
+        self._control("POST", f"payment_intents/{payment_intent}/backdate", json={"created": created})
+
+    def dashboard_refund(self, payment_intent: str, amount: int | None = None) -> dict[str, Any]:
+        """Refund ``amount`` (by default all that is left) as staff would in Stripe's dashboard:
+        no metadata, so no ``request_id``. Sends ``charge.refunded`` and ``refund.created``."""
+        given = {"payment_intent": payment_intent, "amount": amount}
+        refund: dict[str, Any] = self._control(
+            "POST", "refunds", json={k: v for k, v in given.items() if v is not None}
+        ).json()
+        return refund
+
+    def dispute_open(
+        self, payment_intent: str, amount: int | None = None, reason: str = "fraudulent"
+    ) -> dict[str, Any]:
+        """The card network opens a chargeback (``needs_response``) on the payment's charge, for
+        ``amount`` (by default the whole charge). Sends ``charge.dispute.created``."""
+        given = {"payment_intent": payment_intent, "amount": amount, "reason": reason}
+        dispute: dict[str, Any] = self._control(
+            "POST", "disputes", json={k: v for k, v in given.items() if v is not None}
+        ).json()
+        return dispute
+
+    def dispute_close(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """The network decides: ``status`` is ``won`` or ``lost``. Sends ``charge.dispute.closed``."""
+        dispute: dict[str, Any] = self._control("POST", f"disputes/{dispute_id}/close", json={"status": status}).json()
+        return dispute
+
+    def fraud_warning_create(
+        self, payment_intent: str, fraud_type: str = "made_with_stolen_card", actionable: bool = True
+    ) -> dict[str, Any]:
+        """The issuer reports the payment's card as used fraudulently (a Radar early fraud
+        warning). Sends ``radar.early_fraud_warning.created``."""
+        warning: dict[str, Any] = self._control(
+            "POST",
+            "early_fraud_warnings",
+            json={"payment_intent": payment_intent, "fraud_type": fraud_type, "actionable": actionable},
+        ).json()
+        return warning
 
     def configure(
         self, webhook_url: str | None = None, webhook_secret: str | None = None, delivery: str | None = None
@@ -120,32 +178,6 @@ class StripePeer:
             return location
 
 
-def _wait_healthy(url: str, processes: list[tuple[str, subprocess.Popen[bytes], Path]]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        for name, process, log in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    outputs = "\n".join(f"--- {name}:\n{log.read_text(errors='replace')}" for name, _, log in processes)
-    raise RuntimeError(f"the Stripe peer did not become healthy in {STARTUP_TIMEOUT_SECONDS}s\n{outputs}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def running_stripe_peer(workdir: Path) -> Iterator[StripePeer]:
     """localstripe and the peer on free loopback ports, state and logs in ``workdir`` (emptied
@@ -154,32 +186,22 @@ def running_stripe_peer(workdir: Path) -> Iterator[StripePeer]:
     workdir.mkdir(parents=True)
     localstripe_port, peer_port = free_port(), free_port()
     localstripe_url = f"http://{HOST}:{localstripe_port}"
-    commands = {
-        "localstripe": [
-            *("-m", "devtools.localstripe_launcher", "--host", HOST, "--port", str(localstripe_port)),
-            *("--state-dir", str(workdir / "localstripe"), "--from-scratch"),
-        ],
-        "stripe_peer": [
-            *("-m", "devtools.stripe_peer", "--host", HOST, "--port", str(peer_port)),
-            *("--localstripe-url", localstripe_url),
-        ],
-    }
-    processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+    children: list[Child] = []
     try:
-        for name, args in commands.items():
-            log = workdir / f"{name}.log"
-            with log.open("wb") as out:  # a file, not a pipe nobody reads (a full pipe blocks the child)
-                process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-            processes.append((name, process, log))
+        localstripe_args = ["--host", HOST, "--port", str(localstripe_port)]
+        localstripe_args += ["--state-dir", str(workdir / "localstripe"), "--from-scratch"]
+        children.append(start_module("localstripe", "devtools.localstripe_launcher", localstripe_args, workdir=workdir))
+        peer_args = ["--host", HOST, "--port", str(peer_port), "--localstripe-url", localstripe_url]
+        children.append(start_module("stripe_peer", "devtools.stripe_peer", peer_args, workdir=workdir))
         peer = StripePeer(
             api_base=f"http://{HOST}:{peer_port}",
             localstripe_url=localstripe_url,
             workdir=workdir,
-            pids=tuple(process.pid for _, process, _ in processes),
+            pids=tuple(child.process.pid for child in children),
         )
         # The peer is healthy once it has registered its webhook at localstripe: both are up.
-        _wait_healthy(f"{peer.api_base}/_peer/health", processes)
+        wait_healthy(f"{peer.api_base}/_peer/health", children, what="the Stripe peer")
         yield peer
     finally:
-        for _, process, _ in processes:
-            _stop(process)
+        for child in children:
+            child.stop()

@@ -339,6 +339,10 @@ def charge(ls_charge: dict[str, Any], facts: CardFacts | None) -> dict[str, Any]
         "type": "authorized" if succeeded else "issuer_declined",
     }
     out["payment_method_details"] = payment_method_details(facts, out["amount"], out["id"]) if facts else None
+    refunds = ls_charge.get("refunds")
+    if isinstance(refunds, dict):  # localstripe's list holds its own refund shape
+        shaped = [refund(r, payment_intent=ls_charge.get("payment_intent")) for r in refunds.get("data") or []]
+        out["refunds"] = {**refunds, "data": shaped}
     return out
 
 
@@ -378,3 +382,151 @@ def event(kind: str, obj: dict[str, Any], *, event_id: str | None = None, create
         pending_webhooks=1,
         request={"id": None, "idempotency_key": None},
     )
+
+
+# -- refunds, disputes, early fraud warnings (https://docs.stripe.com/api) ------------------------
+
+DISPUTE_REASONS = (
+    "bank_cannot_process",
+    "check_returned",
+    "credit_not_processed",
+    "customer_initiated",
+    "debit_not_authorized",
+    "duplicate",
+    "fraudulent",
+    "general",
+    "incorrect_account_details",
+    "insufficient_funds",
+    "noncompliant",
+    "product_not_received",
+    "product_unacceptable",
+    "subscription_canceled",
+    "unrecognized",
+)
+DISPUTE_OUTCOMES = ("won", "lost")
+FRAUD_TYPES = (
+    "card_never_received",
+    "fraudulent_card_application",
+    "made_with_counterfeit_card",
+    "made_with_lost_card",
+    "made_with_stolen_card",
+    "misc",
+    "unauthorized_use_of_card",
+)
+EVIDENCE_DAYS = 21  # Stripe gives 7 to 21 days to answer a chargeback, depending on the network
+
+
+def refund(ls_refund: dict[str, Any], *, payment_intent: str | None) -> dict[str, Any]:
+    """localstripe's refund as Stripe shows it: Stripe's fields only, ``payment_intent`` set."""
+    out = fixture("refund")
+    out.update({k: v for k, v in ls_refund.items() if k in out})
+    out["payment_intent"] = ls_refund.get("payment_intent") or payment_intent
+    return out
+
+
+REFUND_PARAMS = ("payment_intent", "charge", "amount", "metadata")
+
+
+def refund_request(params: Mapping[str, Any]) -> tuple[str | None, str | None, dict[str, str]]:
+    """Validate ``POST /v1/refunds``: the PaymentIntent or the charge, and the metadata."""
+    for key in params:
+        if key not in REFUND_PARAMS:
+            raise StripeError(400, f"Received unknown parameter: {key}", param=key)
+    payment_intent, charge_id = params.get("payment_intent"), params.get("charge")
+    if (payment_intent is None) == (charge_id is None):
+        raise StripeError(400, "You must pass exactly one of charge or payment_intent.")
+    if not isinstance(payment_intent or charge_id, str):
+        raise StripeError(400, "Invalid string", param="payment_intent" if payment_intent else "charge")
+    return payment_intent, charge_id, _str_map(params.get("metadata", {}), "metadata")
+
+
+def refund_amount(requested: Any, *, ls_charge: dict[str, Any]) -> int:
+    """What to refund of ``ls_charge``: ``requested`` (by default all that is left), never
+    more than is left, with Stripe's codes for the two refusals."""
+    left = ls_charge["amount"] - ls_charge["amount_refunded"]
+    if left <= 0:
+        raise StripeError(400, f"Charge {ls_charge['id']} has already been refunded.", code="charge_already_refunded")
+    if requested is None:
+        return int(left)
+    amount = _int(requested, "amount", 1)
+    if amount > left:
+        currency = ls_charge["currency"]
+        raise StripeError(
+            400,
+            f"Refund amount ({amount} {currency}) is greater than unrefunded amount on charge ({left} {currency})",
+            param="amount",
+            code="amount_too_large",
+        )
+    return amount
+
+
+def new_dispute(ls_charge: dict[str, Any], *, amount: int, reason: str) -> dict[str, Any]:
+    """A chargeback on ``ls_charge``, waiting for our evidence (``needs_response``)."""
+    now = int(time.time())
+    dispute = fixture(
+        "dispute",
+        id=random_id("dp_"),
+        amount=amount,
+        charge=ls_charge["id"],
+        payment_intent=ls_charge.get("payment_intent"),
+        currency=ls_charge["currency"],
+        created=now,
+        reason=reason,
+        status="needs_response",
+        is_charge_refundable=False,
+        livemode=False,
+        enhanced_eligibility_types=[],
+    )
+    dispute["evidence_details"].update(due_by=now + EVIDENCE_DAYS * 86400, enhanced_eligibility={})
+    dispute["payment_method_details"]["card"].update(case_type="chargeback")
+    return dispute
+
+
+def new_early_fraud_warning(ls_charge: dict[str, Any], *, fraud_type: str, actionable: bool) -> dict[str, Any]:
+    return fixture(
+        "radar.early_fraud_warning",
+        id=random_id("issfr_"),
+        charge=ls_charge["id"],
+        payment_intent=ls_charge.get("payment_intent"),
+        created=int(time.time()),
+        fraud_type=fraud_type,
+        actionable=actionable,
+        livemode=False,
+    )
+
+
+def page(items: list[dict[str, Any]], params: Mapping[str, Any], url: str) -> dict[str, Any]:
+    """One page of a list, newest first as given: ``limit`` (1-100, default 10) items after
+    ``starting_after``, as Stripe pages."""
+    limit = _int(params.get("limit", "10"), "limit", 1)
+    if limit > 100:
+        raise StripeError(400, "Invalid limit: must be at most 100", param="limit")
+    start = 0
+    after = params.get("starting_after")
+    if after is not None:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise StripeError(400, f"No such object: '{after}'", param="starting_after", code="resource_missing")
+        start = ids.index(after) + 1
+    return {
+        "object": "list",
+        "data": items[start : start + limit],
+        "has_more": len(items) > start + limit,
+        "url": url,
+    }
+
+
+def created_filter(value: Any) -> Callable[[int], bool]:
+    """Stripe's ``created`` list filter: a timestamp, or any of ``gt``, ``gte``, ``lt``, ``lte``."""
+    if isinstance(value, str):
+        exact = _int(value, "created", 0)
+        return lambda created: created == exact
+    bounds = _only(value, "created", ("gt", "gte", "lt", "lte"))
+    limits = {op: _int(v, f"created[{op}]", 0) for op, v in bounds.items()}
+    checks = {
+        "gt": lambda c, v: c > v,
+        "gte": lambda c, v: c >= v,
+        "lt": lambda c, v: c < v,
+        "lte": lambda c, v: c <= v,
+    }
+    return lambda created: all(checks[op](created, v) for op, v in limits.items())

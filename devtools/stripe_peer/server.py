@@ -3,10 +3,20 @@
 One base URL (the app's ``STRIPE_API_BASE``) serves:
 
 * ``/v1/checkout/sessions...``: created, retrieved and expired here (localstripe has none);
-* every other ``/v1/...``: proxied to localstripe, PaymentIntents reshaped as Stripe shows them
-  (``latest_charge`` expandable, with the card facts of :mod:`devtools.stripe_peer.cards`);
+* ``POST /v1/refunds``: checked here (never more than is left of the charge: Stripe's
+  ``amount_too_large`` and ``charge_already_refunded``), made at localstripe, then announced
+  with ``charge.refunded`` and ``refund.created``, as Stripe does (localstripe sends neither);
+* ``GET /v1/payment_intents``: listed here, newest first, with the ``created`` filter;
+* ``/v1/disputes...`` and ``/v1/radar/early_fraud_warnings...``: served here (localstripe has
+  none); tests open and close disputes and raise warnings through the control API;
+* every other ``/v1/...``: proxied to localstripe, PaymentIntents and refunds reshaped as Stripe
+  shows them (``latest_charge`` expandable, with the card facts of
+  :mod:`devtools.stripe_peer.cards`; a refund names its ``payment_intent``);
 * ``/checkout/<id>``: the hosted test checkout page, 3-D Secure challenge included;
-* ``/_peer/...``: the control API for tests (loopback clients only).
+* ``/_peer/...``: the control API for tests (loopback clients only): events, delivery, reset,
+  and what happens at Stripe without the app asking: a refund made in the dashboard, a dispute
+  opened and closed by the card network, an early fraud warning from the issuer, a
+  PaymentIntent's creation time moved back (for reports over fixed days).
 
 Webhooks: localstripe sends its own events (``payment_intent.*``, ``customer.*``) to the peer,
 not to the app, so that every event, the peer's ``checkout.session.*`` and localstripe's alike,
@@ -15,31 +25,33 @@ is signed with the app's secret by the official SDK. Deliveries run on one backg
 order, started while the browser is redirected: like Stripe, no order between the redirect and
 the webhook is promised. Failed deliveries are not retried; tests replay from the event log.
 
-A stdlib threading server and blocking ``requests`` calls keep this small; POSTs are serialised
-by one lock, which is what makes Idempotency-Key replays race-free. Throughput is not a goal.
+A stdlib threading server (:mod:`devtools.peer_http`, shared with the PayPal peer) and blocking
+``requests`` calls keep this small; POSTs that carry an Idempotency-Key (the SDK sends one with
+every POST) are serialised by one lock, which is what makes replays race-free; refunds take the
+same lock with or without a key, so two refunds of one charge never both pass the "what is left"
+check. Throughput is not a goal.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
-import queue
 import re
-import socket
 import threading
 import time
-from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import requests
 import stripe
-from requests.structures import CaseInsensitiveDict
 
 from devtools.localstripe_launcher import is_loopback
+from devtools.peer_http import PeerServer, Reply, Request, WebhookQueue, html_reply, json_reply, see_other, text_reply
 from devtools.stripe_peer import cards, objects, pages
 from devtools.stripe_peer.objects import StripeError
 
@@ -51,49 +63,18 @@ LOCALSTRIPE_TIMEOUT = 30
 WEBHOOK_TIMEOUT = 10
 SESSION_PATH = re.compile(r"/v1/checkout/sessions/(?P<id>[^/]+)(?P<expire>/expire)?")
 PAGE_PATH = re.compile(r"/checkout/(?P<id>cs_test_\w+)(?:/(?P<step>pay|3ds))?")
+REFUND_PATH = re.compile(r"/v1/refunds(?:/[^/]+)?")
+SERVED_LIST_PATH = re.compile(r"/v1/(?P<kind>disputes|radar/early_fraud_warnings)(?:/(?P<id>[^/]+))?")
+SERVED_LIST_PARAMS = ("payment_intent", "charge", "limit", "starting_after")
+PI_LIST_PARAMS = ("created", "customer", "limit", "starting_after")
+CONTROL_DISPUTE_CLOSE = re.compile(r"/_peer/disputes/(?P<id>dp_\w+)/close")
+CONTROL_BACKDATE = re.compile(r"/_peer/payment_intents/(?P<id>pi_\w+)/backdate")
 SESSION_EXPANDABLE = ("payment_intent", "payment_intent.latest_charge", "customer")
 AUTHENTICATION_FAILURE = {
     "code": "payment_intent_authentication_failure",
     "message": "The provided PaymentMethod has failed authentication.",
     "type": "invalid_request_error",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-
-def json_reply(status: int, data: Any, **headers: str) -> Reply:
-    return Reply(status, json.dumps(data, indent=2).encode(), "application/json", headers)
-
-
-def html_reply(status: int, html: str) -> Reply:
-    return Reply(status, html.encode(), "text/html; charset=utf-8")
-
-
-def text_reply(status: int, text: str) -> Reply:
-    return Reply(status, text.encode(), "text/plain; charset=utf-8")
-
-
-def see_other(location: str) -> Reply:
-    return Reply(303, b"", "text/plain", {"Location": location})
-
-
-@dataclasses.dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body: bytes
-    client: str  # the caller's address: the control API answers loopback only
-
-    def form(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 @dataclasses.dataclass
@@ -139,11 +120,9 @@ class Peer:
         self._inbound_secret = objects.random_id("whsec_")
         self._lock = threading.RLock()
         self._delivery_lock = threading.Lock()
-        self._outbox: queue.Queue[tuple[int, dict[str, Any], WebhookConfig]] = queue.Queue()
-        self._generation = 0  # bumped by reset: queued deliveries of the previous test are skipped
         self._registered = False
         self._clear()
-        threading.Thread(target=self._deliver_forever, name="stripe-peer-webhooks", daemon=True).start()
+        self._deliveries = WebhookQueue(self._deliver, thread_name="stripe-peer-webhooks")
 
     def _clear(self) -> None:
         self._sessions: dict[str, Session] = {}
@@ -151,10 +130,20 @@ class Peer:
         self._held: list[dict[str, Any]] = []
         self._facts: dict[str, cards.CardFacts] = {}  # PaymentIntent id -> card facts
         self._replays: dict[tuple[str, str], tuple[str, Reply]] = {}  # (key, Idempotency-Key) -> first reply
+        self._served: dict[str, dict[str, dict[str, Any]]] = {"disputes": {}, "radar/early_fraud_warnings": {}}
+        self._created: dict[str, int] = {}  # PaymentIntent id -> backdated ``created``
 
     # -- entry point ---------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Reply:
+        """The answer to one HTTP request (:mod:`devtools.peer_http` serves it). Every ``/v1/``
+        answer carries a fresh ``Request-Id``, as Stripe's do, an idempotent replay's too."""
+        reply = self._answer(request)
+        if request.path.startswith("/v1/"):
+            return dataclasses.replace(reply, headers={"Request-Id": objects.random_id("req_", 14), **reply.headers})
+        return reply
+
+    def _answer(self, request: Request) -> Reply:
         try:
             if request.path.startswith("/v1/"):
                 return self._api(request)
@@ -247,11 +236,19 @@ class Peer:
 
     def _route(self, request: Request, key: str) -> Reply:
         method, path = request.method, request.path
-        if not path.startswith("/v1/checkout/"):
+        served = SERVED_LIST_PATH.fullmatch(path) if method == "GET" else None
+        served_here = path.startswith("/v1/checkout/") or served is not None
+        if not (served_here or (method, path) in (("POST", "/v1/refunds"), ("GET", "/v1/payment_intents"))):
             return self._proxy(request, key)
-        params = objects.decode_form(parse_qsl(request.query, keep_blank_values=True))
+        params = objects.decode_form(request.params())
         if method == "POST":
             params.update(objects.decode_form(request.form()))
+        if path == "/v1/refunds":
+            return json_reply(200, self._create_refund(key, params))
+        if path == "/v1/payment_intents":
+            return json_reply(200, self._list_payment_intents(key, params))
+        if served is not None:
+            return json_reply(200, self._served_object(served["kind"], served["id"], params))
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._create_session(key, params)
         match = SESSION_PATH.fullmatch(path)
@@ -263,7 +260,7 @@ class Peer:
         raise StripeError(404, f"Unrecognized request URL ({method}: {path}) for the test peer")
 
     def _proxy(self, request: Request, key: str) -> Reply:
-        pairs, body, headers = parse_qsl(request.query, keep_blank_values=True), request.body, request.headers
+        pairs, body, headers = request.params(), request.body, request.headers
         expand_charge = False
         if request.path.startswith("/v1/payment_intents"):
             pairs, expand_charge = _take_charge_expansions(pairs)
@@ -292,7 +289,19 @@ class Peer:
         if isinstance(payload, dict) and payload.get("object") == "payment_intent":
             with self._lock:
                 payload = self._present_pi(payload, key, expand_charge=expand_charge)
+        if isinstance(payload, dict) and REFUND_PATH.fullmatch(request.path):
+            if payload.get("object") == "list":
+                payload["data"] = [self._present_refund(item, key) for item in payload.get("data") or []]
+                payload.pop("total_count", None)
+            else:
+                payload = self._present_refund(payload, key)
         return json_reply(resp.status_code, payload)
+
+    def _present_refund(self, ls_refund: dict[str, Any], key: str) -> dict[str, Any]:
+        payment_intent = ls_refund.get("payment_intent")
+        if not payment_intent and ls_refund.get("charge"):
+            payment_intent = self._ls_json("GET", f"/v1/charges/{ls_refund['charge']}", key).get("payment_intent")
+        return objects.refund(ls_refund, payment_intent=payment_intent)
 
     def _present_pi(self, ls_pi: dict[str, Any], key: str, *, expand_charge: bool) -> dict[str, Any]:
         facts = self._facts.get(ls_pi["id"])
@@ -307,7 +316,135 @@ class Peer:
                 except StripeError:
                     facts = None
             charge_obj = objects.charge(ls_charge, facts)
-        return objects.payment_intent(ls_pi, charge_obj=charge_obj, facts=facts)
+        out = objects.payment_intent(ls_pi, charge_obj=charge_obj, facts=facts)
+        out["created"] = self._created.get(out["id"], out["created"])
+        return out
+
+    def _list_payment_intents(self, key: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/payment_intents`` (localstripe filters none): newest first, by ``created``
+        and ``customer``, paged; ties keep the order of creation, newest first."""
+        for name in params:
+            if name not in PI_LIST_PARAMS:
+                raise StripeError(400, f"Received unknown parameter: {name}", param=name)
+        in_window = objects.created_filter(params["created"]) if "created" in params else lambda _: True
+        customer = params.get("customer")
+        with self._lock:
+            every: list[dict[str, Any]] = []
+            query: dict[str, str] = {"limit": "100"}
+            while True:  # localstripe pages in the order of creation
+                listed = self._ls_json("GET", "/v1/payment_intents?" + urlencode(query), key)
+                every.extend(listed["data"])
+                if not listed["has_more"] or not listed["data"]:
+                    break
+                query["starting_after"] = listed["data"][-1]["id"]
+            shown = [self._present_pi(pi, key, expand_charge=False) for pi in reversed(every)]
+        shown.sort(key=lambda pi: -pi["created"])  # stable: same second, newest created first
+        kept = [pi for pi in shown if in_window(pi["created"]) and customer in (None, pi["customer"])]
+        return objects.page(kept, params, "/v1/payment_intents")
+
+    # -- refunds --------------------------------------------------------------------------------
+
+    def _refundable_charge(self, key: str, payment_intent: str | None, charge_id: str | None) -> dict[str, Any]:
+        """localstripe's succeeded charge of a PaymentIntent (or the charge named)."""
+        if payment_intent is not None:
+            pi = self._ls_json("GET", f"/v1/payment_intents/{payment_intent}", key)
+            latest = pi.get("latest_charge")
+            charge_id = latest["id"] if isinstance(latest, dict) else latest
+            if pi["status"] != "succeeded" or not charge_id:
+                raise StripeError(
+                    400, f"This PaymentIntent ({payment_intent}) does not have a successful charge to refund."
+                )
+        ls_charge = self._ls_json("GET", f"/v1/charges/{charge_id}", key)
+        if ls_charge["status"] != "succeeded":
+            raise StripeError(400, f"Charge {charge_id} has not succeeded: there is nothing to refund.")
+        return ls_charge
+
+    def _create_refund(self, key: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A refund of what is left of the charge at most, then ``charge.refunded`` (the charge,
+        ``amount_refunded`` up to date) and ``refund.created``, as Stripe sends for every refund."""
+        payment_intent, charge_id, metadata = objects.refund_request(params)
+        with self._lock:
+            ls_charge = self._refundable_charge(key, payment_intent, charge_id)
+            amount = objects.refund_amount(params.get("amount"), ls_charge=ls_charge)
+            data = {"charge": ls_charge["id"], "amount": str(amount)}
+            data.update({f"metadata[{k}]": v for k, v in metadata.items()})
+            ls_refund = self._ls_json("POST", "/v1/refunds", key, data)
+            refund = objects.refund(ls_refund, payment_intent=ls_charge.get("payment_intent"))
+            refunded = self._ls_json("GET", f"/v1/charges/{ls_charge['id']}", key)
+            charge_obj = objects.charge(refunded, self._facts.get(refunded.get("payment_intent") or ""))
+            self._emit(objects.event("charge.refunded", charge_obj))
+            self._emit(objects.event("refund.created", refund))
+            return refund
+
+    # -- disputes and early fraud warnings (the peer's own) -------------------------------------
+
+    def _served_object(self, kind: str, object_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/disputes[/<id>]``, ``GET /v1/radar/early_fraud_warnings[/<id>]``."""
+        with self._lock:
+            stored = self._served[kind]
+            if object_id is not None:
+                if object_id not in stored:
+                    name = "dispute" if kind == "disputes" else "radar.early_fraud_warning"
+                    raise StripeError(404, f"No such {name}: '{object_id}'", param="id", code="resource_missing")
+                return copy.deepcopy(stored[object_id])
+            for name in params:
+                if name not in SERVED_LIST_PARAMS:
+                    raise StripeError(400, f"Received unknown parameter: {name}", param=name)
+            newest_first = [copy.deepcopy(obj) for obj in reversed(stored.values())]
+        kept = [
+            obj
+            for obj in newest_first
+            if params.get("payment_intent") in (None, obj["payment_intent"])
+            and params.get("charge") in (None, obj["charge"])
+        ]
+        return objects.page(kept, params, f"/v1/{kind}")
+
+    def _succeeded_charge(self, changes: dict[str, Any]) -> dict[str, Any]:
+        payment_intent = changes.get("payment_intent")
+        if not isinstance(payment_intent, str):
+            raise StripeError(400, "payment_intent (a pi_... id) is required", param="payment_intent")
+        return self._refundable_charge(INTERNAL_KEY, payment_intent, None)
+
+    def _open_dispute(self, changes: dict[str, Any]) -> dict[str, Any]:
+        reason = changes.get("reason", "fraudulent")
+        if reason not in objects.DISPUTE_REASONS:
+            raise StripeError(400, f"reason must be one of {objects.DISPUTE_REASONS}", param="reason")
+        with self._lock:
+            ls_charge = self._succeeded_charge(changes)
+            amount = changes.get("amount", ls_charge["amount"])
+            if isinstance(amount, bool) or not (isinstance(amount, int) and 0 < amount <= ls_charge["amount"]):
+                raise StripeError(400, f"amount must be 1 to {ls_charge['amount']}", param="amount")
+            dispute = objects.new_dispute(ls_charge, amount=amount, reason=reason)
+            self._served["disputes"][dispute["id"]] = dispute
+            self._emit(objects.event("charge.dispute.created", dispute))
+            return dispute
+
+    def _close_dispute(self, dispute_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        status = changes.get("status")
+        if status not in objects.DISPUTE_OUTCOMES:
+            raise StripeError(400, f"status must be one of {objects.DISPUTE_OUTCOMES}", param="status")
+        with self._lock:
+            dispute = self._served["disputes"].get(dispute_id)
+            if dispute is None:
+                raise StripeError(404, f"No such dispute: '{dispute_id}'", code="resource_missing")
+            if dispute["status"] in objects.DISPUTE_OUTCOMES:
+                raise StripeError(400, f"Dispute {dispute_id} is already closed ({dispute['status']}).")
+            dispute["status"] = status
+            self._emit(objects.event("charge.dispute.closed", dispute))
+            return copy.deepcopy(dispute)
+
+    def _raise_fraud_warning(self, changes: dict[str, Any]) -> dict[str, Any]:
+        fraud_type, actionable = changes.get("fraud_type", "made_with_stolen_card"), changes.get("actionable", True)
+        if fraud_type not in objects.FRAUD_TYPES:
+            raise StripeError(400, f"fraud_type must be one of {objects.FRAUD_TYPES}", param="fraud_type")
+        if not isinstance(actionable, bool):
+            raise StripeError(400, "actionable must be true or false", param="actionable")
+        with self._lock:
+            ls_charge = self._succeeded_charge(changes)
+            warning = objects.new_early_fraud_warning(ls_charge, fraud_type=fraud_type, actionable=actionable)
+            self._served["radar/early_fraud_warnings"][warning["id"]] = warning
+            self._emit(objects.event("radar.early_fraud_warning.created", warning))
+            return warning
 
     # -- Checkout Sessions ----------------------------------------------------------------------
 
@@ -485,13 +622,7 @@ class Peer:
             if self._config.delivery == "hold":
                 self._held.append(event)
             elif self._config.delivery == "deliver":
-                self._outbox.put((self._generation, event, dataclasses.replace(self._config)))
-
-    def _deliver_forever(self) -> None:
-        while True:
-            generation, event, config = self._outbox.get()
-            if generation == self._generation:
-                self._deliver(event, config)
+                self._deliveries.put(event, dataclasses.replace(self._config))
 
     def _deliver(self, event: dict[str, Any], config: WebhookConfig) -> None:
         if not config.url:
@@ -561,15 +692,64 @@ class Peer:
             for event in held:
                 self._deliver(event, config)
             return json_reply(200, [event["id"] for event in held])
+        if request.method == "POST":
+            made = self._control_stripe_side(request.path, request.body)
+            if made is not None:
+                return made
         if route == ("POST", "/_peer/reset"):
             with self._lock:
                 requests.delete(f"{self.localstripe_url}/_config/data", timeout=LOCALSTRIPE_TIMEOUT).raise_for_status()
                 self._clear()
-                self._generation += 1
+                self._deliveries.skip_queued()  # queued deliveries of the previous test
                 self._config = dataclasses.replace(self._initial)
                 self.register()
             return text_reply(200, "ok")
         return text_reply(404, "unknown control endpoint")
+
+    def _control_stripe_side(self, path: str, body: bytes) -> Reply | None:
+        """What happens at Stripe without the app asking; ``None`` for another control route."""
+        action = self._stripe_side_action(path)
+        if action is None:
+            return None
+        try:
+            changes = json.loads(body or b"{}")
+        except ValueError:
+            changes = None
+        if not isinstance(changes, dict):
+            raise StripeError(400, "expected a JSON object")
+        return json_reply(200, action(changes))
+
+    def _stripe_side_action(self, path: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        if close := CONTROL_DISPUTE_CLOSE.fullmatch(path):
+            return functools.partial(self._close_dispute, close["id"])
+        if backdate := CONTROL_BACKDATE.fullmatch(path):
+            return functools.partial(self._backdate, backdate["id"])
+        actions: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "/_peer/refunds": self._dashboard_refund,
+            "/_peer/disputes": self._open_dispute,
+            "/_peer/early_fraud_warnings": self._raise_fraud_warning,
+        }
+        return actions.get(path)
+
+    def _dashboard_refund(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """A refund made in Stripe's dashboard: no metadata, no Idempotency-Key."""
+        amount = changes.get("amount")
+        if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+            raise StripeError(400, "amount must be an integer", param="amount")
+        params = {"payment_intent": changes.get("payment_intent")}
+        if amount is not None:
+            params["amount"] = str(amount)
+        return self._create_refund(INTERNAL_KEY, params)
+
+    def _backdate(self, payment_intent: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Move a PaymentIntent's ``created`` (reports over fixed days, whatever the clock)."""
+        created = changes.get("created")
+        if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
+            raise StripeError(400, "created must be a Unix timestamp", param="created")
+        with self._lock:
+            self._ls_json("GET", f"/v1/payment_intents/{payment_intent}", INTERNAL_KEY)  # 404 if unknown
+            self._created[payment_intent] = created
+        return {"id": payment_intent, "created": created}
 
     def _configure(self, changes: Any) -> Reply:
         fields = {"webhook_url": "url", "webhook_secret": "secret", "delivery": "delivery"}
@@ -589,63 +769,15 @@ class Peer:
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: PeerServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(self.headers.items())
-        request = Request(method, url.path, url.query, headers, body, self.client_address[0])
-        reply = self.server.peer.handle(request)
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        if url.path.startswith("/v1/"):
-            self.send_header("Request-Id", objects.random_id("req_", 14))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
-
-
-class PeerServer(ThreadingHTTPServer):
-    daemon_threads = True
-    peer: Peer
-
-    def __init__(self, host: str, port: int) -> None:
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), _Handler)
-
-
 def serve(*, host: str, port: int, localstripe_url: str, webhook: WebhookConfig) -> None:
     """Run the peer until interrupted. The session URLs it hands out use ``host`` and the port."""
-    server = PeerServer(host, port)
-    authority = f"[{host}]" if ":" in host else host
-    peer = Peer(
-        base_url=f"http://{authority}:{server.server_address[1]}", localstripe_url=localstripe_url, webhook=webhook
-    )
+    server = PeerServer(host, port, logger=log)
+    peer = Peer(base_url=server.base_url, localstripe_url=localstripe_url, webhook=webhook)
     server.peer = peer
     try:
         peer.register()
     except requests.RequestException as e:  # localstripe may still be starting; /_peer/health retries
         log.info("localstripe not reachable yet (%s); will register on the first health check", e)
     log.info("stripe peer on %s, localstripe at %s", peer.base_url, peer.localstripe_url)
-    try:
+    with server:  # closes the socket however serving ends
         server.serve_forever()
-    finally:
-        server.server_close()

@@ -23,6 +23,7 @@ from audit.services import audit_record
 from audit.unit_of_work import unit_of_work
 from gateways.base import Gateway, GatewayRequestError, GatewayUnavailableError, PaymentRequest
 from gateways.errors import (
+    GatewayDisabledError,
     NothingDueError,
     PaymentAttemptNotFoundError,
     PaymentBlockedError,
@@ -131,6 +132,8 @@ def payment_attempt_start(
     customer.
     """
     gateway = gateway_for(gateway_code)
+    if not gateway.checkout_origin():  # bank transfer: paid with the reference shown, no page
+        raise GatewayDisabledError(gateway_code)
     superseded_session = ""
     with unit_of_work(principal):
         invoice = invoice_lock(invoice=invoice)

@@ -7,9 +7,11 @@ re-signed with a fresh timestamp, 50 at once - writes nothing. The outbox makes 
 outage delay processing, never lose it (docs/outbox.md).
 
 Processing (:func:`webhook_event_process`, called by the outbox worker through the
-subscription table) never trusts the body: it asks the gateway (``payment_fetch``) and
-settles what the gateway says through the ledger (``gateways.services.ledger``), which is
-idempotent under concurrency. Each try is recorded on the event (attempts, last error,
+subscription table) never trusts the body: it asks the gateway about what the event names
+(``payment_fetch``, ``refunds_fetch``, ``disputes_fetch``, ``fraud_warning_fetch``) and
+records what the gateway says through the ledger (``ledger``/``reconciliation`` for
+payments, capturing an approved one; ``refunds``; ``disputes``), each idempotent under
+concurrency. Each try is recorded on the event (attempts, last error,
 status). A gateway that is down is retried with the outbox's backoff; a refusal that
 retrying cannot fix (a tampered invoice, an invoice mismatch) marks the event ``failed``
 for staff, who may re-process it from the admin (audited).
@@ -27,11 +29,14 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import audit_record
 from audit.unit_of_work import unit_of_work
-from gateways.base import GatewayEvent, GatewayEventKind, GatewayRequestError, GatewayUnavailableError
+from gateways.base import Gateway, GatewayEvent, GatewayEventKind, GatewayRequestError, GatewayUnavailableError
 from gateways.errors import WebhookEventNotFoundError
 from gateways.models import WebhookEvent, WebhookEventStatus
 from gateways.registry import gateway_for
-from gateways.services.ledger import PaymentInvoiceMismatchError, payment_settle
+from gateways.services.disputes import disputes_settle, fraud_warning_record
+from gateways.services.ledger import PaymentInvoiceMismatchError
+from gateways.services.reconciliation import payment_report_settle
+from gateways.services.refunds import refunds_settle
 from paymenter import rls
 from paymenter.errors import PaymenterError
 from paymenter.models import OutboxMessage
@@ -124,15 +129,7 @@ def webhook_event_process(
     try:
         gateway = gateway_for(stored.gateway)
         event = gateway.webhook_parse(str(stored.body).encode("utf-8"))
-        if event.kind is not GatewayEventKind.PAYMENT:
-            # refunds, disputes and fraud warnings are stored for the issues that act on them
-            _outcome_record(event_pk=stored.pk, status=WebhookEventStatus.IGNORED)
-            return WebhookEventStatus.IGNORED
-        reported = gateway.payment_fetch(session_id=event.session_id, transaction_id=event.transaction_id)
-        if reported is None:
-            _outcome_record(event_pk=stored.pk, status=WebhookEventStatus.IGNORED, error="no payment at the gateway")
-            return WebhookEventStatus.IGNORED
-        settlement = payment_settle(principal=principal, reported=reported, recorded_by=f"webhook:{event.event_type}")
+        ignored_reason = _event_act(principal=principal, gateway=gateway, event=event)
     except GatewayUnavailableError as exc:
         _outcome_record(event_pk=stored.pk, status=WebhookEventStatus.RECEIVED, error=f"gateway unavailable: {exc}")
         raise OutboxHandlerError(f"gateway unavailable: {exc}") from exc
@@ -143,9 +140,34 @@ def webhook_event_process(
         )
         _outcome_record(event_pk=stored.pk, status=WebhookEventStatus.FAILED, error=reason)
         return WebhookEventStatus.FAILED
-    status = WebhookEventStatus.IGNORED if settlement.ignored_reason else WebhookEventStatus.PROCESSED
-    _outcome_record(event_pk=stored.pk, status=status, error=settlement.ignored_reason)
+    status = WebhookEventStatus.IGNORED if ignored_reason else WebhookEventStatus.PROCESSED
+    _outcome_record(event_pk=stored.pk, status=status, error=ignored_reason)
     return status
+
+
+def _event_act(*, principal: Principal, gateway: Gateway, event: GatewayEvent) -> str:
+    """Fetch back what ``event`` is about and record it; returns why nothing was recorded
+    ("" when something was)."""
+    recorded_by = f"webhook:{event.event_type}"
+    if event.kind is GatewayEventKind.PAYMENT:
+        reported = gateway.payment_fetch(session_id=event.session_id, transaction_id=event.transaction_id)
+        if reported is None:
+            return "no payment at the gateway"
+        return payment_report_settle(principal=principal, reported=reported, recorded_by=recorded_by).ignored_reason
+    if event.kind is GatewayEventKind.REFUND:
+        refunds = gateway.refunds_fetch(transaction_id=event.transaction_id, refund_id=event.refund_id)
+        settled = refunds_settle(principal=principal, reported=refunds, recorded_by=recorded_by)
+        return "" if settled else "no refund of a payment recorded here"
+    if event.kind is GatewayEventKind.DISPUTE:
+        disputes = gateway.disputes_fetch(transaction_id=event.transaction_id, dispute_id=event.dispute_id)
+        settled_disputes = disputes_settle(principal=principal, reported=disputes, recorded_by=recorded_by)
+        return "" if settled_disputes else "no dispute of a payment recorded here"
+    if event.kind is GatewayEventKind.FRAUD_WARNING:
+        warning = gateway.fraud_warning_fetch(warning_id=event.object_id)
+        if warning is None or fraud_warning_record(principal=principal, reported=warning) is None:
+            return "no warning about a payment recorded here"
+        return ""
+    return "event type not acted on"
 
 
 def webhook_event_reprocess(*, principal: Principal, webhook_event_id: uuid.UUID | str) -> WebhookEventStatus:

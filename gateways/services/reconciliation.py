@@ -3,6 +3,17 @@
 Both ask the gateway (``payment_fetch``) and settle through the ledger exactly as a
 webhook does, so a lost, late or out-of-order webhook never leaves a paid invoice open,
 and a customer who returns before the webhook sees the truth.
+
+A payment the customer approved but the gateway has not taken yet (PayPal: an ``APPROVED``
+order, ``GatewayPayment.capturable``) is captured here, server-side, by whichever path sees
+it first - the return page, the ``CHECKOUT.ORDER.APPROVED`` webhook or this job - and only
+when the approved amount and currency are exactly what our attempt asked for and the
+invoice still owes at least that (:func:`payment_report_settle`). Capture is idempotent at
+the gateway (the attempt's id is the request id), so two paths capturing at once take the
+money once.
+
+The periodic job also retries staff refunds the gateway could not be asked about
+(``gateways.services.refunds.refunds_pending_retry``).
 """
 
 from __future__ import annotations
@@ -15,10 +26,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from audit.unit_of_work import unit_of_work
-from gateways.base import GatewayPaymentStatus, GatewayRequestError, GatewayUnavailableError
+from gateways.base import GatewayPayment, GatewayPaymentStatus, GatewayRequestError, GatewayUnavailableError
 from gateways.models import AttemptStatus, PaymentAttempt
 from gateways.registry import gateway_for
-from gateways.services.ledger import PaymentInvoiceMismatchError, Settlement, payment_settle
+from gateways.services.ledger import PAYABLE, PaymentInvoiceMismatchError, Settlement, payment_settle
+from gateways.services.refunds import refunds_pending_retry
+from invoices.models import Invoice
 from paymenter.errors import PaymenterError
 from paymenter.principals import Principal, SystemPrincipal
 
@@ -42,7 +55,50 @@ def payment_attempt_confirm(*, principal: Principal, attempt: PaymentAttempt, re
     reported = gateway_for(attempt.gateway).payment_fetch(session_id=attempt.gateway_session_id)
     if reported is None:
         return Settlement(status=GatewayPaymentStatus.PENDING, attempt_id=attempt.id)
+    return payment_report_settle(principal=principal, reported=reported, recorded_by=recorded_by)
+
+
+def payment_report_settle(*, principal: Principal, reported: GatewayPayment, recorded_by: str) -> Settlement:
+    """Settle a fetched-back payment, capturing it first when it is ``capturable`` and may be
+    taken (see the module doc); one that may not is left uncaptured and its attempt failed."""
+    if reported.capturable:
+        reported = _capture(principal=principal, reported=reported)
     return payment_settle(principal=principal, reported=reported, recorded_by=recorded_by)
+
+
+def _capture_refusal(attempt: PaymentAttempt | None, reported: GatewayPayment) -> str:
+    """Why an approved payment must not be captured ("" when it may)."""
+    if attempt is None:
+        return "no attempt of ours"
+    if attempt.status != AttemptStatus.OPEN:
+        return f"attempt is {attempt.status}"
+    if reported.amount.currency != attempt.currency or reported.amount.minor != attempt.amount_minor:
+        return "amount_mismatch"
+    invoice = Invoice.objects.filter(pk=attempt.invoice_id).first()
+    if invoice is None or invoice.status not in PAYABLE or invoice.amount_due_minor < attempt.amount_minor:
+        return "invoice_not_payable"
+    return ""
+
+
+def _capture(*, principal: Principal, reported: GatewayPayment) -> GatewayPayment:
+    with unit_of_work(principal):
+        attempt = PaymentAttempt.objects.filter(
+            gateway=reported.gateway, gateway_session_id=reported.session_id
+        ).first()
+        refusal = _capture_refusal(attempt, reported) if reported.session_id else "no session"
+        if refusal and attempt is not None and attempt.status == AttemptStatus.OPEN:
+            logger.error("%s session %s approved but not captured: %s", reported.gateway, reported.session_id, refusal)
+            PaymentAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.OPEN).update(
+                status=AttemptStatus.FAILED,
+                settled_at=timezone.now(),
+                failure_reason=refusal,
+                gateway_status=reported.gateway_status,
+            )
+    if refusal or attempt is None:
+        return reported
+    return gateway_for(reported.gateway).payment_capture(
+        session_id=reported.session_id, idempotency_key=f"paymenter-capture-{attempt.id}"
+    )
 
 
 @dataclass
@@ -51,6 +107,7 @@ class ReconciliationReport:
     settled: list[str] = field(default_factory=list)
     """Attempt ids that left ``open`` in this run."""
     expired_unanswered: int = 0
+    refunds_retried: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -88,4 +145,5 @@ def payment_attempts_reconcile(*, limit: int = 200) -> ReconciliationReport:
             PaymentAttempt.objects.filter(pk=attempt.pk).update(last_checked_at=timezone.now())
         if settlement.status is not GatewayPaymentStatus.PENDING:
             report.settled.append(str(attempt.id))
+    report.refunds_retried = refunds_pending_retry()
     return report

@@ -1,4 +1,5 @@
-"""The Stripe adapter: Checkout Sessions in payment mode, fetch-back, refunds.
+"""The Stripe adapter: Checkout Sessions in payment mode, fetch-back, refunds, disputes,
+early fraud warnings and the daily report.
 
 Card data is entered only on Stripe's page (a full redirect; PCI DSS SAQ A). Every
 session asks for 3-D Secure on every card (``request_three_d_secure = "any"``: the
@@ -14,13 +15,14 @@ currency codes are lower-case at Stripe.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
+from stripe import StripeClient
 
 from gateways.base import (
     CardFacts,
@@ -40,14 +42,25 @@ from gateways.base import (
 )
 from gateways.stripe.client import stripe_call
 from gateways.stripe.webhooks import stripe_event_parse, stripe_webhook_verify
-from paymenter.money import Money, UnknownCurrencyError, normalize_currency
+from paymenter.money import Money, MoneyError, UnknownCurrencyError, normalize_currency
 
-# Dispute.status -> ours. A warning_* status is an inquiry: open until closed, and a closed
-# warning (warning_closed) leaves the money with us.
+REFUND_METADATA_KEY = "paymenter_refund_id"
+"""The refund's metadata naming our ``Refund`` row; a refund without it was made elsewhere."""
+PAGE_SIZE = 100
+"""Stripe's largest page of a list."""
+
+# Dispute.status -> ours (see dispute_status). A warning_* status is an inquiry: open until
+# closed, and a closed warning (warning_closed) leaves the money with us.
 _DISPUTE_STATUS: Mapping[str, GatewayDisputeStatus] = {
     "won": GatewayDisputeStatus.WON,
     "warning_closed": GatewayDisputeStatus.WON,
     "lost": GatewayDisputeStatus.LOST,
+}
+# Refund.status -> ours: pending and requires_action are not final yet.
+_REFUND_STATUS: Mapping[str, GatewayRefundStatus] = {
+    "succeeded": GatewayRefundStatus.SUCCEEDED,
+    "failed": GatewayRefundStatus.FAILED,
+    "canceled": GatewayRefundStatus.FAILED,
 }
 
 # PaymentIntent.status -> ours. requires_capture never happens: sessions capture automatically.
@@ -272,91 +285,86 @@ class StripeGateway:
     def refund(
         self, *, transaction_id: str, amount: Money, idempotency_key: str, request_id: uuid.UUID
     ) -> GatewayRefund:
+        """Refund ``amount`` of the PaymentIntent ``transaction_id``. Stripe refuses more than
+        is left unrefunded (``amount_too_large``, ``charge_already_refunded``): a
+        :class:`GatewayRequestError`. The same ``idempotency_key`` returns the same refund."""
         refund = stripe_call(
             "refunds.create",
             lambda client: client.v1.refunds.create(
                 params={
                     "payment_intent": transaction_id,
                     "amount": amount.minor,
-                    "metadata": {"paymenter_refund_id": str(request_id)},
+                    "metadata": {REFUND_METADATA_KEY: str(request_id)},
                 },
                 options={"idempotency_key": idempotency_key},
             ),
         )
-        return self._refund(refund, transaction_id=transaction_id, fallback_currency=amount.currency)
+        return self._refund(refund, transaction_id=transaction_id)
 
-    def _refund(self, refund: Mapping[str, Any], *, transaction_id: str, fallback_currency: str) -> GatewayRefund:
-        refunded = refund.get("amount")
+    def _refund(self, refund: Mapping[str, Any], *, transaction_id: str = "") -> GatewayRefund:
         raw_status = _text(refund.get("status"))
-        status = {
-            "succeeded": GatewayRefundStatus.SUCCEEDED,
-            "failed": GatewayRefundStatus.FAILED,
-            "canceled": GatewayRefundStatus.FAILED,
-        }.get(raw_status, GatewayRefundStatus.PENDING)
-        currency = _text(refund.get("currency"))
-        metadata = refund.get("metadata") or {}
+        metadata = refund.get("metadata")
         return GatewayRefund(
             gateway=self.code,
             refund_id=_text(refund.get("id")),
             transaction_id=_id_of(refund.get("payment_intent")) or transaction_id,
-            status=status,
-            amount=Money(
-                refunded if isinstance(refunded, int) else 0, normalize_currency(currency or fallback_currency)
-            ),
-            request_id=_uuid(metadata.get("paymenter_refund_id")) if isinstance(metadata, dict) else None,
-            gateway_status=raw_status,
+            status=_REFUND_STATUS.get(raw_status, GatewayRefundStatus.PENDING),
+            amount=_money(refund, "refund"),
+            request_id=_uuid(metadata.get(REFUND_METADATA_KEY)) if isinstance(metadata, dict) else None,
+            gateway_status=raw_status[:64],
+            created_at=_timestamp(refund.get("created")),
         )
 
     def payment_capture(self, *, session_id: str, idempotency_key: str) -> GatewayPayment:
         raise GatewayRequestError("stripe: Checkout sessions capture on Stripe's page; nothing to capture")
 
-    def refunds_fetch(self, *, transaction_id: str = "", refund_id: str = "") -> list[GatewayRefund]:
-        """The refund ``refund_id``, or every refund of the PaymentIntent ``transaction_id``."""
+    def refunds_fetch(
+        self, *, transaction_id: str = "", refund_id: str = "", page_size: int = PAGE_SIZE
+    ) -> list[GatewayRefund]:
+        """The refund ``refund_id``, or every refund of the PaymentIntent ``transaction_id``
+        (made through us or in Stripe's dashboard: ``request_id`` tells them apart)."""
         if refund_id:
             refund = stripe_call("refunds.retrieve", lambda client: client.v1.refunds.retrieve(refund_id))
-            return [self._refund(refund, transaction_id=transaction_id, fallback_currency="AUD")]
+            return [self._refund(refund, transaction_id=transaction_id)]
         if not transaction_id:
             return []
-        listed = stripe_call(
+        listed = _list_all(
             "refunds.list",
-            lambda client: client.v1.refunds.list(params={"payment_intent": transaction_id, "limit": 100}),
+            lambda client, params: client.v1.refunds.list(params=params),  # type: ignore[arg-type]
+            {"payment_intent": transaction_id},
+            page_size=page_size,
         )
-        return [
-            self._refund(item, transaction_id=transaction_id, fallback_currency="AUD")
-            for item in listed.get("data") or []
-            if isinstance(item, dict)
-        ]
+        return [self._refund(item, transaction_id=transaction_id) for item in listed]
 
-    def disputes_fetch(self, *, transaction_id: str = "", dispute_id: str = "") -> list[GatewayDispute]:
+    def disputes_fetch(
+        self, *, transaction_id: str = "", dispute_id: str = "", page_size: int = PAGE_SIZE
+    ) -> list[GatewayDispute]:
         """The dispute ``dispute_id``, or every dispute of the PaymentIntent ``transaction_id``."""
         if dispute_id:
             found = [stripe_call("disputes.retrieve", lambda client: client.v1.disputes.retrieve(dispute_id))]
         elif transaction_id:
-            listed = stripe_call(
+            found = _list_all(
                 "disputes.list",
-                lambda client: client.v1.disputes.list(params={"payment_intent": transaction_id, "limit": 100}),
+                lambda client, params: client.v1.disputes.list(params=params),  # type: ignore[arg-type]
+                {"payment_intent": transaction_id},
+                page_size=page_size,
             )
-            found = [item for item in listed.get("data") or [] if isinstance(item, dict)]
         else:
             return []
-        return [self._dispute(item) for item in found]
+        return [self._dispute(item, transaction_id=transaction_id) for item in found]
 
-    def _dispute(self, dispute: Mapping[str, Any]) -> GatewayDispute:
+    def _dispute(self, dispute: Mapping[str, Any], *, transaction_id: str = "") -> GatewayDispute:
         raw_status = _text(dispute.get("status"))
-        amount = dispute.get("amount")
-        details = dispute.get("evidence_details") or {}
-        due_by = details.get("due_by") if isinstance(details, dict) else None
+        details = dispute.get("evidence_details")
         return GatewayDispute(
             gateway=self.code,
             dispute_id=_text(dispute.get("id")),
-            transaction_id=_id_of(dispute.get("payment_intent")),
-            status=_DISPUTE_STATUS.get(raw_status, GatewayDisputeStatus.OPEN),
-            amount=Money(
-                amount if isinstance(amount, int) else 0, normalize_currency(_text(dispute.get("currency")) or "AUD")
-            ),
+            transaction_id=_id_of(dispute.get("payment_intent")) or transaction_id,
+            status=dispute_status(dispute),
+            amount=_money(dispute, "dispute"),
             reason=_text(dispute.get("reason"))[:255],
             gateway_status=raw_status[:64],
-            evidence_due_by=datetime.fromtimestamp(due_by, tz=UTC) if isinstance(due_by, int) else None,
+            evidence_due_by=_timestamp(details.get("due_by")) if isinstance(details, dict) else None,
         )
 
     def fraud_warning_fetch(self, *, warning_id: str) -> GatewayFraudWarning | None:
@@ -364,31 +372,86 @@ class StripeGateway:
             "radar.early_fraud_warnings.retrieve",
             lambda client: client.v1.radar.early_fraud_warnings.retrieve(warning_id),
         )
-        created = warning.get("created")
         return GatewayFraudWarning(
             gateway=self.code,
             warning_id=_text(warning.get("id")),
             transaction_id=_id_of(warning.get("payment_intent")),
             fraud_type=_text(warning.get("fraud_type"))[:64],
-            actionable=bool(warning.get("actionable")),
-            created_at=datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) else None,
+            actionable=warning.get("actionable") is True,
+            created_at=_timestamp(warning.get("created")),
         )
 
-    def payments_report(self, *, since: datetime, until: datetime) -> list[GatewayPayment] | None:
-        """Succeeded PaymentIntents created in ``[since, until)`` (paged, newest first)."""
-        reported: list[GatewayPayment] = []
-        params: dict[str, Any] = {
-            "created": {"gte": int(since.timestamp()), "lt": int(until.timestamp())},
-            "limit": 100,
-        }
-        while True:
-            page = stripe_call("payment_intents.list", lambda client: client.v1.payment_intents.list(params=params))  # type: ignore[arg-type]
-            items = [item for item in page.get("data") or [] if isinstance(item, dict)]
-            reported.extend(
-                self._from_intent(item, session_id="", session_closed=True)
-                for item in items
-                if item.get("status") == "succeeded"
-            )
-            if not page.get("has_more") or not items:
-                return reported
-            params["starting_after"] = _text(items[-1].get("id"))
+    def payments_report(
+        self, *, since: datetime, until: datetime, page_size: int = PAGE_SIZE
+    ) -> list[GatewayPayment] | None:
+        """The PaymentIntents created in ``[since, until)`` that succeeded, newest first.
+
+        Stripe filters PaymentIntents by creation time only: one created just before
+        ``since`` and paid after it is in the previous day's report. Checkout creates the
+        PaymentIntent when the customer pays, so the two differ by seconds.
+        """
+        listed = _list_all(
+            "payment_intents.list",
+            lambda client, params: client.v1.payment_intents.list(params=params),  # type: ignore[arg-type]
+            {"created": {"gte": int(since.timestamp()), "lt": int(until.timestamp())}},
+            page_size=page_size,
+        )
+        return [
+            self._from_intent(item, session_id="", session_closed=True)
+            for item in listed
+            if item.get("status") == "succeeded"
+        ]
+
+
+def _money(obj: Mapping[str, Any], what: str) -> Money:
+    """A refund's or dispute's ``amount`` and ``currency``: Stripe's always carry both, in a
+    currency we invoice in; anything else is refused rather than guessed."""
+    amount, currency = obj.get("amount"), obj.get("currency")
+    try:
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise GatewayRequestError(f"stripe {what} {obj.get('id')!r} has no valid amount: {amount!r}")
+        return Money(amount, normalize_currency(currency))
+    except MoneyError:
+        raise GatewayRequestError(f"stripe {what} in an unsupported currency or amount: {currency!r}") from None
+
+
+def _timestamp(value: object) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def dispute_status(dispute: Mapping[str, Any]) -> GatewayDisputeStatus:
+    """Stripe's dispute status as ours: every status not decided is open (``needs_response``,
+    ``under_review``, the ``warning_*`` inquiries, the ``appeal_*`` of a lost dispute).
+
+    ``prevented`` (2025-08-27.basil) is decided by the network before it becomes a chargeback:
+    a ``block`` keeps the money with us, a ``resolution`` (Visa RDR) gives it back.
+    """
+    raw_status = _text(dispute.get("status"))
+    if raw_status == "prevented":
+        details = dispute.get("payment_method_details")
+        card = details.get("card") if isinstance(details, dict) else None
+        case_type = card.get("case_type") if isinstance(card, dict) else None
+        return GatewayDisputeStatus.WON if case_type == "block" else GatewayDisputeStatus.LOST
+    return _DISPUTE_STATUS.get(raw_status, GatewayDisputeStatus.OPEN)
+
+
+def _list_all(
+    operation: str,
+    list_page: Callable[[StripeClient, dict[str, Any]], Any],
+    params: Mapping[str, Any],
+    *,
+    page_size: int,
+) -> list[dict[str, Any]]:
+    """Every item of a Stripe list, page by page (``starting_after`` the last id seen)."""
+    items: list[dict[str, Any]] = []
+    query: dict[str, Any] = {**params, "limit": page_size}
+    while True:
+        page = stripe_call(operation, lambda client: list_page(client, dict(query)))
+        found = [item for item in page.get("data") or [] if isinstance(item, dict)]
+        items.extend(found)
+        last_id = _text(found[-1].get("id")) if found else ""
+        if not page.get("has_more") or not last_id:
+            return items
+        query["starting_after"] = last_id

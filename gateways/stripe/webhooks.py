@@ -9,6 +9,11 @@ not refuse a timestamp in the future: we do, beyond ``WEBHOOK_FUTURE_SKEW_SECOND
 signature minted ahead of time cannot be kept for later. The body is parsed strictly
 (``paymenter.json_parser``: duplicate keys, NaN, lone surrogates refused; it must be an
 event object); what is stored is exactly the bytes Stripe signed.
+
+Refund, dispute and early fraud warning events name the PaymentIntent they are about (the
+object's ``payment_intent``) as ``transaction_id``: what the ledger fetches back. A refund
+event whose object is a refund also names it (``refund_id``); ``charge.refunded`` carries the
+charge, so the ledger fetches every refund of the PaymentIntent.
 """
 
 from __future__ import annotations
@@ -45,11 +50,21 @@ PAYMENT_EVENTS = frozenset(
         "payment_intent.processing",
     }
 )
-STORED_EVENTS: Mapping[str, GatewayEventKind] = {
-    "charge.refunded": GatewayEventKind.REFUND,
-    "charge.dispute.created": GatewayEventKind.DISPUTE,
-    "charge.dispute.closed": GatewayEventKind.DISPUTE,
-    "radar.early_fraud_warning.created": GatewayEventKind.FRAUD_WARNING,
+# Event type -> (kind, the type its data.object has). Disputes: Stripe sends created, then
+# updated as evidence moves, funds_withdrawn/funds_reinstated with the money, closed at the end.
+OBJECT_EVENTS: Mapping[str, tuple[GatewayEventKind, str]] = {
+    "charge.refunded": (GatewayEventKind.REFUND, "charge"),
+    "charge.refund.updated": (GatewayEventKind.REFUND, "refund"),
+    "refund.created": (GatewayEventKind.REFUND, "refund"),
+    "refund.updated": (GatewayEventKind.REFUND, "refund"),
+    "refund.failed": (GatewayEventKind.REFUND, "refund"),
+    "charge.dispute.created": (GatewayEventKind.DISPUTE, "dispute"),
+    "charge.dispute.updated": (GatewayEventKind.DISPUTE, "dispute"),
+    "charge.dispute.closed": (GatewayEventKind.DISPUTE, "dispute"),
+    "charge.dispute.funds_withdrawn": (GatewayEventKind.DISPUTE, "dispute"),
+    "charge.dispute.funds_reinstated": (GatewayEventKind.DISPUTE, "dispute"),
+    "radar.early_fraud_warning.created": (GatewayEventKind.FRAUD_WARNING, "radar.early_fraud_warning"),
+    "radar.early_fraud_warning.updated": (GatewayEventKind.FRAUD_WARNING, "radar.early_fraud_warning"),
 }
 
 
@@ -98,6 +113,11 @@ _EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,100}")
 _OBJECT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 
 
+def _id_of(value: object) -> object:
+    """An id field that may come expanded (an object with ``id``) or as the id itself."""
+    return value.get("id") if isinstance(value, dict) else value
+
+
 def _stripe_id(value: object) -> str:
     """An object id as Stripe writes them, or "" for anything else."""
     text = _text(value)
@@ -127,16 +147,23 @@ def stripe_event_parse(body: bytes, *, signed_at: int | None = None) -> GatewayE
     object_id = _stripe_id(obj.get("id"))
     created = document.get("created")
     created_at = datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) and created > 0 else None
-    session_id = transaction_id = ""
+    session_id = transaction_id = refund_id = dispute_id = ""
     if event_type in PAYMENT_EVENTS:
         kind = GatewayEventKind.PAYMENT
         if event_type.startswith("checkout.session."):
             session_id = object_id
-            transaction_id = _stripe_id(obj.get("payment_intent"))
+            transaction_id = _stripe_id(_id_of(obj.get("payment_intent")))
         else:
             transaction_id = object_id
+    elif event_type in OBJECT_EVENTS:
+        kind, object_type = OBJECT_EVENTS[event_type]
+        transaction_id = _stripe_id(_id_of(obj.get("payment_intent")))
+        if obj.get("object") == object_type == "refund":
+            refund_id = object_id
+        elif obj.get("object") == object_type == "dispute":
+            dispute_id = object_id
     else:
-        kind = STORED_EVENTS.get(event_type, GatewayEventKind.IGNORED)
+        kind = GatewayEventKind.IGNORED
     return GatewayEvent(
         gateway=GatewayCode.STRIPE,
         event_id=event_id,
@@ -147,4 +174,6 @@ def stripe_event_parse(body: bytes, *, signed_at: int | None = None) -> GatewayE
         object_id=object_id,
         session_id=session_id,
         transaction_id=transaction_id,
+        refund_id=refund_id,
+        dispute_id=dispute_id,
     )

@@ -133,6 +133,19 @@ GATEWAYS_VIEW = {  # gateways/0002_row_level_security_and_staff_grants: the ledg
     "gateways.view_gatewaycustomer",
 }
 GATEWAYS_ACT = {"gateways.resolve_held_payment", "gateways.reprocess_webhookevent"}
+MONEY_BACK_VIEW = {  # gateways/0004 and invoices/0008: refunds, disputes, warnings, summaries, credit notes
+    "gateways.view_refund",
+    "gateways.view_dispute",
+    "gateways.view_fraudwarning",
+    "gateways.view_dailysummary",
+}
+CREDIT_NOTES_VIEW = {"invoices.view_creditnote", "invoices.view_creditnoteline"}
+BANK_STATEMENTS = {  # gateways/0004: payers' names, so billing and admin only
+    "gateways.view_bankstatementimport",
+    "gateways.add_bankstatementimport",
+    "gateways.view_bankstatementline",
+    "gateways.change_bankstatementline",
+}
 
 
 def test_staff_groups_have_the_role_table_permissions() -> None:
@@ -146,11 +159,16 @@ def test_staff_groups_have_the_role_table_permissions() -> None:
         "billing.view_product",  # billing/0006_staff_groups_products: the catalogue, read-only
         "billing.view_productprice",
         *GATEWAYS_VIEW,  # read-only
+        *MONEY_BACK_VIEW,
+        *CREDIT_NOTES_VIEW,
     }
     # billing and admin see the ledger and the inbox, resolve held payments and re-process
     # webhook events; nobody may add, change or delete ledger rows in the admin
     for group in (admin, billing):
-        assert {p for p in group if p.startswith("gateways.")} == GATEWAYS_VIEW | GATEWAYS_ACT
+        assert {p for p in group if p.startswith("gateways.")} == (
+            GATEWAYS_VIEW | GATEWAYS_ACT | MONEY_BACK_VIEW | BANK_STATEMENTS
+        )
+        assert group >= CREDIT_NOTES_VIEW
     assert billing < admin
     assert {
         "invoices.change_invoice",

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from devtools.o2s_receiver import ReceiverServer, describe, format_amount
-from devtools.stripe_peer.harness import REPO
+from devtools.peer_process import REPO
 from o2s.callback_delivery import callback_body_bytes
 from o2s.callback_signing import SIGNATURE_HEADER, sign_callback
 

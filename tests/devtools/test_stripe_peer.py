@@ -24,7 +24,8 @@ import requests
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
-from devtools.stripe_peer.harness import REPO, PaymentFailed, StripePeer
+from devtools.peer_process import REPO
+from devtools.stripe_peer.harness import PaymentFailed, StripePeer
 
 SECRET = "whsec_test_peer"
 SUCCESS_URL = "http://app.test/billing/paid?session={CHECKOUT_SESSION_ID}"

@@ -15,6 +15,7 @@ def test_every_beat_entry_names_a_registered_task() -> None:
         "o2s.tasks.idempotency_purge",
         "audit.tasks.refusals_flush",
         "gateways.tasks.payment_attempts_reconcile",
+        "gateways.tasks.payment_daily_summary",
     }
     assert scheduled <= set(app.tasks)
 
@@ -27,6 +28,7 @@ def test_tasks_acknowledge_late_and_are_time_limited() -> None:
         "o2s.tasks.idempotency_purge",
         "audit.tasks.refusals_flush",
         "gateways.tasks.payment_attempts_reconcile",
+        "gateways.tasks.payment_daily_summary",
     ):
         task = app.tasks[name]
         assert task.acks_late is True

@@ -191,3 +191,30 @@ def test_a_stripe_test_key_or_local_api_base_in_production_is_a_warning() -> Non
         assert ids(check_payment_gateways()) == ["paymenter.W020"]
     with _production(**live, STRIPE_API_BASE="http://127.0.0.1:8421"):
         assert ids(check_payment_gateways()) == ["paymenter.W020"]
+
+
+def test_paypal_half_configured_or_with_an_unknown_verification_mode_is_an_error() -> None:
+    full = {"PAYPAL_CLIENT_ID": "id", "PAYPAL_CLIENT_SECRET": "secret", "PAYPAL_WEBHOOK_ID": "WH-1"}
+    with override_settings(**full):
+        assert check_payment_gateways() == []
+    for missing in full:
+        with override_settings(**{**full, missing: ""}):
+            assert ids(check_payment_gateways()) == ["paymenter.E021"]
+    with override_settings(**full, PAYPAL_WEBHOOK_VERIFICATION="trust-me"):
+        assert ids(check_payment_gateways()) == ["paymenter.E022"]
+    with _production(**full, PAYPAL_API_BASE="http://127.0.0.1:9"):
+        assert ids(check_payment_gateways()) == ["paymenter.W021"]
+
+
+def test_credit_notes_sharing_the_invoice_number_series_is_an_error() -> None:
+    with override_settings(CREDIT_NOTE_NUMBER_PREFIX="INV", INVOICE_NUMBER_PREFIX="INV"):
+        assert ids(check_payment_gateways()) == ["paymenter.E023"]
+
+
+def test_bank_transfer_needs_an_invoice_prefix_a_payment_reference_can_carry() -> None:
+    with override_settings(BANK_TRANSFER_ACCOUNT_NUMBER="12345678", INVOICE_NUMBER_PREFIX="INV"):
+        assert check_payment_gateways() == []
+    with override_settings(BANK_TRANSFER_ACCOUNT_NUMBER="12345678", INVOICE_NUMBER_PREFIX="INV-2"):
+        assert ids(check_payment_gateways()) == ["paymenter.E024"]
+    with override_settings(BANK_TRANSFER_ACCOUNT_NUMBER="", INVOICE_NUMBER_PREFIX="INV-2"):
+        assert check_payment_gateways() == []

@@ -1,4 +1,4 @@
-"""Verify the checksum of every issued invoice; exit non-zero on any mismatch."""
+"""Verify the checksum of every issued invoice and credit note; exit non-zero on any mismatch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from paymenter.principals import SystemPrincipal
 
 
 class Command(BaseCommand):
-    help = "Verify the HMAC checksum of every issued invoice (exit status 1 on any mismatch)."
+    help = "Verify the HMAC checksum of every issued invoice and credit note (exit status 1 on any mismatch)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=int, default=500)
@@ -23,7 +23,12 @@ class Command(BaseCommand):
             report = invoices_verify_checksums(principal=principal, batch_size=options["batch_size"])
         for invoice_id, number in report.mismatches:
             self.stderr.write(f"MISMATCH invoice {number} ({invoice_id})")
-        summary = f"checked {report.checked} issued invoices, {len(report.mismatches)} mismatches"
-        if report.mismatches:
+        for note_id, number in report.credit_note_mismatches:
+            self.stderr.write(f"MISMATCH credit note {number} ({note_id})")
+        summary = (
+            f"checked {report.checked} issued invoices, {len(report.mismatches)} mismatches; "
+            f"{report.credit_notes_checked} credit notes, {len(report.credit_note_mismatches)} mismatches"
+        )
+        if report.mismatches or report.credit_note_mismatches:
             raise CommandError(summary)
         self.stdout.write(self.style.SUCCESS(summary))
