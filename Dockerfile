@@ -14,6 +14,14 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 paymenter \
  && useradd --system --uid 10001 --gid paymenter --home-dir /app --shell /usr/sbin/nologin paymenter
 
+# WeasyPrint's system libraries (PDF tax invoices, receipts and credit notes,
+# portal/documents.py): Pango with HarfBuzz for text, and the one font the print stylesheet
+# names (paymenter/static/documents/print.css).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+        libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first (cached while only the code changes), pinned by the same constraints
 # file `make run` / `make test` use. Runtime dependencies only: no dev extra, so no embedded
 # PostgreSQL/Redis wheels. psycopg[binary] brings its own libpq.

@@ -58,3 +58,10 @@ class AuditAction(StrEnum):
     STAFF_GROUP_CREATED = "staff.group_created"
     STAFF_GROUP_CHANGED = "staff.group_changed"
     STAFF_GROUP_DELETED = "staff.group_deleted"
+    # accounts (accounts/receivers.py, accounts/invitations.py): a customer user's sign-in (staff
+    # sign-ins are STAFF_LOGIN), MFA authenticators added, removed or reset, an invitation sent
+    ACCOUNT_LOGIN = "account.login"
+    ACCOUNT_MFA_ADDED = "account.mfa_added"
+    ACCOUNT_MFA_REMOVED = "account.mfa_removed"
+    ACCOUNT_MFA_RESET = "account.mfa_reset"
+    CUSTOMER_USER_INVITED = "customer.user_invited"

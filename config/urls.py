@@ -3,13 +3,19 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.admin_login import admin_login_redirect
 from paymenter import api_errors, health
+
+# one login for everyone: the admin's login page redirects to allauth's (docs/portal.md)
+admin.site.login = admin_login_redirect  # type: ignore[method-assign]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    # login, logout, password reset, e-mail verification, MFA (django-allauth; docs/portal.md)
+    path("accounts/", include("allauth.urls")),
     path("", include("portal.urls")),  # pay/<token>/: the hosted invoice page
     # O2S REST API (docs/o2s-integration.md), its OpenAPI schema and the staff docs page
     path("api/v1/", include("o2s.api.urls")),

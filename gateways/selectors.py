@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from gateways.models import PaymentAttempt
+from gateways.models import Payment, PaymentAttempt, Refund
+from invoices.models import Invoice
 from paymenter import rls
 from paymenter.principals import Principal
 
@@ -13,3 +14,14 @@ def payment_attempt_for_return(*, principal: Principal, attempt_id: uuid.UUID) -
     """The attempt a gateway's return URL names, with its invoice; ``None`` if there is none."""
     with rls.acting_as(principal):
         return PaymentAttempt.objects.select_related("invoice").filter(id=attempt_id).first()
+
+
+def payments_for_invoice(*, invoice: Invoice) -> list[Payment]:
+    """The payments of an invoice the caller's selector already let it see, oldest first
+    (row-level security of the acting principal still applies)."""
+    return list(Payment.objects.filter(invoice_id=invoice.pk).order_by("created_at", "id"))
+
+
+def refunds_for_invoice(*, invoice: Invoice) -> list[Refund]:
+    """The refunds of an invoice the caller's selector already let it see, oldest first."""
+    return list(Refund.objects.filter(invoice_id=invoice.pk).order_by("created_at", "id"))

@@ -7,9 +7,11 @@
   turns each window into one aggregated ``requests.refused`` event.
 
 Django's ``user_logged_in`` and ``user_login_failed`` signals are its only hook for
-sign-ins; ``OperationsConfig.ready`` connects these receivers. The staff admin's login is
-the only password sign-in the project has, so every failure counts as a staff login. The
-credentials Django passes with a failure are never looked at.
+sign-ins; ``OperationsConfig.ready`` connects these receivers. Everyone signs in through
+allauth's one login page (docs/portal.md), where a failure cannot tell staff from customers
+before the account is known, so every failed password counts under the ``staff_login`` kind
+(as do wrong MFA codes, ``accounts/receivers.py``). The credentials Django passes with a
+failure are never looked at.
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ class RefusalKind(StrEnum):
     API = "api"
     """A request to the O2S API refused before it reached a view (401, 403, 429)."""
     STAFF_LOGIN = "staff_login"
-    """A failed sign-in to the staff admin."""
+    """A failed sign-in: a wrong password or MFA code on the one login page (staff and customers
+    alike since docs/portal.md; the name is kept for the audit trail's continuity)."""
     WEBHOOK = "webhook"
     """A gateway webhook delivery refused: bad signature, stale or future time, bad body."""
 

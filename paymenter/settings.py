@@ -47,6 +47,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI assets served locally (no CDN)
     "csp",  # Content-Security-Policy (docs/security.md)
     "guardian",
+    # login, password reset, e-mail verification, rate limits, MFA (docs/portal.md)
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "paymenter.apps.PaymenterConfig",
     "audit",
     "billing",
@@ -59,6 +63,7 @@ INSTALLED_APPS = [
     "portal",
     "webhooks",
     "operations",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -66,11 +71,16 @@ MIDDLEWARE = [
     # an unreadable encrypted value: 409 and an audit event that outlives the request's rollback
     "audit.middleware.UnreadableValueMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /static/ from gunicorn itself (the pages' stylesheets): no proxy rule needed (docs/security.md)
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # staff: a short idle timeout, and no admin page before an MFA authenticator exists
+    "accounts.middleware.StaffSessionMiddleware",
     "portal.middleware.PrincipalMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -90,6 +100,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "paymenter.context_processors.site",  # the seller's name and ABN in base.html
             ],
         },
     },
@@ -296,6 +307,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
 # --- Auth -----------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",  # login by e-mail
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no implicit anonymous user
@@ -305,7 +317,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/"
+# Everyone logs in with an e-mail address and a password through django-allauth, the
+# admin's login page included (docs/portal.md). Nobody signs up: customers are invited.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # password changed/reset, MFA changes: a mail to the owner
+ACCOUNT_SESSION_REMEMBER = False  # the session cookie ends with the browser
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = env.str("ACCOUNT_EMAIL_SUBJECT_PREFIX", default="[Paymenter] ")
+# Counted in Redis (the default cache). Failed logins: per client address and per account
+# (the e-mail); a password reset request, per address and per e-mail.
+ACCOUNT_RATE_LIMITS = {
+    "login": env.str("LOGIN_RATE_LIMIT", default="30/m/ip"),
+    "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key"),
+    "reset_password": "20/m/ip,5/m/key",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Paymenter")
+MFA_RECOVERY_CODE_COUNT = 10
+# Sessions end after inactivity (every request renews the expiry): customers after
+# SESSION_COOKIE_AGE, staff after STAFF_SESSION_IDLE_SECONDS (accounts/middleware.py).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 1800)
+SESSION_SAVE_EVERY_REQUEST = True
+STAFF_SESSION_IDLE_SECONDS = env.int("STAFF_SESSION_IDLE_SECONDS", 900)
 
 # --- Internationalisation, time, money --------------------------------------------------
 LANGUAGE_CODE = "en-au"
@@ -343,6 +383,9 @@ INVOICE_CHECKSUM_KEYS = env.str("INVOICE_CHECKSUM_KEYS", dev_default=DEV_DEFAULT
 # --- Static files -----------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves STATIC_ROOT (collectstatic, the image) and, without it (make run, tests),
+# the apps' static folders: the pages are styled however the app is started.
+WHITENOISE_USE_FINDERS = True
 
 # --- Security ---------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -445,5 +488,8 @@ LOGGING: dict[str, Any] = {
         # goes through the one redacting console instead (docs/security.md, "Card numbers").
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        # PDF documents (portal/documents.py): WeasyPrint's per-step progress is noise; its
+        # warnings (a refused URL, a missing font) are kept.
+        "weasyprint": {"level": "WARNING"},
     },
 }

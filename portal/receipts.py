@@ -9,12 +9,19 @@ webhooks, returns and reconciliations reported it. The e-mail is
 built from the event's snapshot (what was paid, by which method, for which invoice), not
 from the rows as they are when the worker gets to it. Delivery is at least once: a worker
 that dies between the SMTP server's acceptance and the commit sends it again.
+
+The PDF goes with it (``portal/documents.py``): the receipt of the payment the event names
+(``payment.payment_id``), or the adjustment note of the refund (``credit_note.credit_note_id``),
+rendered from those rows, which never change once written. A rendering failure retries the
+message (the e-mail without its document would be a receipt the customer cannot file); a
+document whose checksum fails is left off, and the e-mail says nothing read from it.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -23,10 +30,16 @@ from django.template.loader import render_to_string
 
 from billing.errors import CustomerNotFoundError
 from billing.selectors import customer_get
+from gateways.models import Payment
+from invoices import credit_notes
+from invoices.models import CreditNote
+from invoices.services import invoice_checksum_verify
+from paymenter import rls
 from paymenter.models import OutboxMessage
 from paymenter.money import Money
 from paymenter.outbox import OutboxHandlerError
 from paymenter.principals import SystemPrincipal
+from portal.documents import credit_note_pdf, receipt_pdf
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +97,43 @@ def _email_of(message: OutboxMessage, data: dict[str, Any]) -> tuple[str, str]:
     return subject, render_to_string("portal/email/receipt.txt", context)
 
 
+def _document_of(message: OutboxMessage, data: dict[str, Any]) -> tuple[str, bytes] | None:
+    """(filename, PDF) of the document that goes with the e-mail, or ``None`` when the event
+    names none (an event recorded before documents existed) or it fails its checksum.
+    Run as :data:`RECEIPT_PRINCIPAL`. Raises :class:`OutboxHandlerError` (retry) when the
+    row it names is not there yet or cannot be rendered."""
+    if message.payload.get("type") in REFUND_EVENT_TYPES:
+        note_id = (data.get("credit_note") or {}).get("credit_note_id")
+        if not note_id:
+            return None
+        note = CreditNote.objects.select_related("invoice").filter(id=note_id).first()
+        if note is None:
+            raise OutboxHandlerError("credit note of the refund not found")
+        lines = list(note.lines.all())
+        if not credit_notes.is_valid(note, lines):
+            logger.error("credit note %s fails its checksum: e-mailed without its PDF", note.number)
+            return None
+        return f"{note.number}.pdf", _rendered(lambda: credit_note_pdf(note, lines))
+    payment_id = (data.get("payment") or {}).get("payment_id")
+    if not payment_id:
+        return None
+    payment = Payment.objects.select_related("invoice").filter(id=payment_id).first()
+    if payment is None:
+        raise OutboxHandlerError("payment of the receipt not found")
+    invoice = payment.invoice
+    if not invoice_checksum_verify(principal=RECEIPT_PRINCIPAL, invoice=invoice, attempted="receipt_pdf"):
+        logger.error("invoice %s fails its checksum: receipt e-mailed without its PDF", invoice.number)
+        return None
+    return f"receipt-{invoice.number}-{str(payment.id)[:8]}.pdf", _rendered(lambda: receipt_pdf(payment, invoice))
+
+
+def _rendered(render: Callable[[], bytes]) -> bytes:
+    try:
+        return render()
+    except Exception as exc:  # any renderer failure (fonts, Pango, a template): retry
+        raise OutboxHandlerError(f"document not rendered: {type(exc).__name__}") from exc
+
+
 def deliver_receipt(message: OutboxMessage) -> None:
     """The outbox handler of :data:`RECEIPT_TOPIC`."""
     data: dict[str, Any] = dict(message.payload["data"])
@@ -102,6 +152,10 @@ def deliver_receipt(message: OutboxMessage) -> None:
         to=[str(customer.email)],
         headers={"X-Paymenter-Event-Id": str(message.payload.get("id", ""))},
     )
+    with rls.acting_as(RECEIPT_PRINCIPAL):
+        document = _document_of(message, data)
+    if document is not None:
+        email.attach(document[0], document[1], "application/pdf")
     try:
         email.send()
     except (smtplib.SMTPException, OSError) as exc:

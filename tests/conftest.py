@@ -65,6 +65,38 @@ def _clear_cache() -> Iterator[None]:
         cache.clear()
 
 
+# Every staff user must have an MFA authenticator before the admin opens (accounts/middleware.py).
+# Tests that create staff users and open admin pages get a confirmed TOTP authenticator with
+# this secret automatically; ``@pytest.mark.staff_without_mfa`` switches that off.
+STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def _give_staff_totp(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from allauth.mfa.models import Authenticator  # noqa: PLC0415 - apps are loaded by now
+    from allauth.mfa.utils import encrypt  # noqa: PLC0415
+
+    if instance.is_staff and not Authenticator.objects.filter(user=instance).exists():
+        Authenticator.objects.create(
+            user=instance, type=Authenticator.Type.TOTP, data={"secret": encrypt(STAFF_TOTP_SECRET)}
+        )
+
+
+@pytest.fixture(autouse=True)
+def _staff_have_mfa(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("staff_without_mfa"):
+        yield
+        return
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+    from django.db.models.signals import post_save  # noqa: PLC0415
+
+    user_model = get_user_model()
+    post_save.connect(_give_staff_totp, sender=user_model, dispatch_uid="tests.staff_have_mfa")
+    try:
+        yield
+    finally:
+        post_save.disconnect(sender=user_model, dispatch_uid="tests.staff_have_mfa")
+
+
 class QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -1,7 +1,8 @@
 """Staff sign-ins on the audit trail: a success is one ``staff.login`` event; failures are
 counted per client address in Redis and become ONE aggregated ``requests.refused`` event per
-address and window (audit/refusals.py), never a row per guess. Real logins through the admin's
-login page; real Redis (the test's own database, flushed after each test)."""
+address and window (audit/refusals.py), never a row per guess. Real logins through the login
+page (allauth's, which the admin's redirects to); real Redis (the test's own database, flushed
+after each test). The MFA step is tested in tests/accounts/; these users have no authenticator."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 from django.test import Client
@@ -18,16 +20,18 @@ from audit.refusals import refusals_flush
 from paymenter.principals import SystemPrincipal
 from paymenter.refusals import CLOSE_GRACE_SECONDS
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.staff_without_mfa]
 
-LOGIN = "/admin/login/"
+LOGIN = "/accounts/login/"
+EMAIL = "ops-admin@example.com"
 PASSWORD = "an admin's long passphrase 42"
 ATTACKER = "203.0.113.77"
 
 
 @pytest.fixture
 def operator(system_principal: SystemPrincipal) -> User:
-    user = User.objects.create_user(username="ops-admin", password=PASSWORD, is_staff=True)
+    user = User.objects.create_user(username="ops-admin", email=EMAIL, password=PASSWORD, is_staff=True)
+    EmailAddress.objects.create(user=user, email=EMAIL, verified=True, primary=True)
     user.groups.add(Group.objects.get(name="admin"))
     return user
 
@@ -43,7 +47,7 @@ def events_since(sequence: int) -> list[AuditEvent]:
 def test_a_staff_login_is_one_audit_event(operator: User) -> None:
     since = last_sequence()
 
-    response = Client().post(LOGIN, {"username": "ops-admin", "password": PASSWORD, "next": "/admin/"})
+    response = Client().post(LOGIN, {"login": EMAIL, "password": PASSWORD, "next": "/admin/"})
 
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
@@ -59,12 +63,10 @@ def test_failed_logins_are_counted_and_audited_once_per_address_and_window(opera
     since = last_sequence()
     client = Client(REMOTE_ADDR=ATTACKER)
 
-    answers = [
-        client.post(LOGIN, {"username": "ops-admin", "password": f"guess {n}", "next": "/admin/"}) for n in range(3)
-    ]
+    answers = [client.post(LOGIN, {"login": EMAIL, "password": f"guess {n}", "next": "/admin/"}) for n in range(3)]
 
     assert [answer.status_code for answer in answers] == [200, 200, 200]
-    assert all("Please enter the correct username and password" in a.content.decode() for a in answers)
+    assert all("The email address and/or password you specified are not correct" in a.content.decode() for a in answers)
     assert "_auth_user_id" not in client.session
     assert events_since(since) == []  # counted in Redis only, not a row per guess
 

@@ -31,6 +31,9 @@ def _free_port() -> int:
         return port
 
 
+STARTUP_SECONDS = 120
+
+
 @pytest.fixture
 def gunicorn(committed_db: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """gunicorn started as production starts it (the project's gunicorn.conf.py), one
@@ -47,14 +50,16 @@ def gunicorn(committed_db: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            for _ in range(300):
+            # a generous bound, not a timing assertion: a loaded CI machine may take a while
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while True:
                 try:
-                    if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
                         break
-                except requests.ConnectionError:
-                    time.sleep(0.05)
-            else:
-                raise AssertionError(log.read_text())
+                except (requests.ConnectionError, requests.Timeout):  # not listening, or no worker yet
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise AssertionError(log.read_text()) from None
+                    time.sleep(0.1)
             yield url, log
         finally:
             process.terminate()

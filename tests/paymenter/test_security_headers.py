@@ -106,7 +106,7 @@ def test_admin_pages_carry_the_policy_and_the_security_headers(staff: Client, in
         reverse("admin:auth_user_change", args=[root.pk]),
         reverse("admin:auth_group_add"),
     ]
-    login = Client().get(reverse("admin:login"))
+    login = Client().get(reverse("account_login"))  # the admin's login redirects here
     responses = [login, *(staff.get(url) for url in pages)]
 
     for response in responses:

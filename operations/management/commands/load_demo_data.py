@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
@@ -43,6 +44,7 @@ from paymenter.principals import SystemPrincipal
 PRINCIPAL = SystemPrincipal(label="command:load_demo_data")
 DEMO_EXTERNAL_ID_PREFIX = "demo-"
 STAFF_ROLES = ("admin", "billing", "support")
+DEMO_EMAIL_DOMAIN = "demo.paymenter.example"  # the demo users' logins: <username>@ this
 
 
 @dataclass(frozen=True)
@@ -237,8 +239,10 @@ class Command(BaseCommand):
 
     def _user(self, *, username: str, is_staff: bool) -> tuple[User, bool]:
         user, created = User.objects.get_or_create(
-            username=username, defaults={"is_staff": is_staff, "email": f"{username}@demo.paymenter.example"}
+            username=username, defaults={"is_staff": is_staff, "email": f"{username}@{DEMO_EMAIL_DOMAIN}"}
         )
+        # the login is the e-mail address, verified (docs/portal.md): the demo has no mailbox
+        EmailAddress.objects.get_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
         return user, created
 
     @staticmethod
@@ -255,4 +259,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  {'username':<{width}}  {'password':<{pwidth}}  role")
         for login in logins:
             self.stdout.write(f"  {login.username:<{width}}  {login.password:<{pwidth}}  {login.role}")
-        self.stdout.write("Staff sign in at /admin/.")
+        self.stdout.write(
+            f"Log in at /accounts/login/ with <username>@{DEMO_EMAIL_DOMAIN}; "
+            "staff set up an authenticator app (TOTP) before the admin at /admin/ opens."
+        )

@@ -3,6 +3,7 @@ and a reference is found in a bank's narrative however the payer spaced or cased
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
@@ -52,12 +53,16 @@ def _transpositions(reference: str) -> list[str]:
     ]
 
 
-def _expected(mutated: str) -> ScanOutcome:
+def _expected(mutated: str) -> set[ScanOutcome]:
     """A slip in ``RF`` or the check digits' digit-ness leaves no reference to read;
-    anywhere else it leaves a mistyped one."""
+    anywhere else it leaves a mistyped one. Either way it is never read as valid: when the
+    invoice prefix itself starts ``RF`` and digits (``RF-2000-000001``), the body after a
+    broken ``RF`` may still look like a reference (written without spaces), a mistyped one."""
     if mutated[:2] == "RF" and mutated[2:4].isdigit():
-        return ScanOutcome.MISTYPED
-    return ScanOutcome.NONE
+        return {ScanOutcome.MISTYPED}
+    if re.search(r"RF\d\d", mutated[2:]):
+        return {ScanOutcome.NONE, ScanOutcome.MISTYPED}
+    return {ScanOutcome.NONE}
 
 
 # --- the format -------------------------------------------------------------------------
@@ -118,7 +123,7 @@ def test_every_single_character_substitution_is_caught_as_mistyped(number: str) 
     for mutated in _substitutions(reference):
         for text in (mutated, reference_print(mutated)):
             scan = references_find(f"PAYMENT FROM A PAYER {text} THANKS")
-            assert scan.outcome is _expected(mutated), (reference, mutated)
+            assert scan.outcome in _expected(mutated), (reference, mutated)
             found = reference_parse(text)
             assert found is None or found.status is ReferenceStatus.MISTYPED, (reference, mutated)
 
@@ -129,7 +134,7 @@ def test_every_adjacent_transposition_is_caught_as_mistyped(number: str) -> None
     for mutated in _transpositions(reference):
         for text in (mutated, reference_print(mutated)):
             scan = references_find(f"PAYMENT FROM A PAYER {text} THANKS")
-            assert scan.outcome is _expected(mutated), (reference, mutated)
+            assert scan.outcome in _expected(mutated), (reference, mutated)
             found = reference_parse(text)
             assert found is None or found.status is ReferenceStatus.MISTYPED, (reference, mutated)
 
