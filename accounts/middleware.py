@@ -2,8 +2,9 @@
 
 PCI DSS 8.4 and the security model ask for MFA on every administrative access. allauth asks
 for the code at login once a user has an authenticator; this middleware makes sure every
-staff user has one: until then, any admin page redirects to the TOTP setup page (the
-account, MFA and logout pages stay reachable, they are outside ``/admin/``).
+staff user has one: until then, any staff page - the admin, and the API schema and docs
+that open with a staff session - redirects to the TOTP setup page (the account, MFA and
+logout pages stay reachable, they are outside these paths).
 """
 
 from __future__ import annotations
@@ -27,19 +28,19 @@ def staff_needs_mfa_setup(user: object) -> bool:
 class StaffSessionMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.admin_prefix = ""
+        self.staff_prefixes: tuple[str, ...] = ()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
         if getattr(user, "is_authenticated", False) and getattr(user, "is_staff", False):
             # renewed by every request (SESSION_SAVE_EVERY_REQUEST): an idle timeout
             request.session.set_expiry(int(settings.STAFF_SESSION_IDLE_SECONDS))
-            if request.path.startswith(self._admin_prefix()) and staff_needs_mfa_setup(user):
+            if request.path.startswith(self._staff_prefixes()) and staff_needs_mfa_setup(user):
                 query = urlencode({"next": request.get_full_path()})
                 return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?{query}")
         return self.get_response(request)
 
-    def _admin_prefix(self) -> str:
-        if not self.admin_prefix:
-            self.admin_prefix = reverse("admin:index")
-        return self.admin_prefix
+    def _staff_prefixes(self) -> tuple[str, ...]:
+        if not self.staff_prefixes:
+            self.staff_prefixes = (reverse("admin:index"), reverse("o2s-schema"), reverse("o2s-docs"))
+        return self.staff_prefixes

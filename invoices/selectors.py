@@ -111,6 +111,16 @@ def invoice_may_pay(*, principal: CustomerPrincipal, invoice: Invoice) -> bool:
     return _invoices_for_member(principal=principal, permission="pay_customer_invoices").filter(pk=invoice.pk).exists()
 
 
+def credit_note_get_for_portal(*, principal: CustomerPrincipal, credit_note_id: uuid.UUID | str) -> CreditNote:
+    """A credit note of an invoice the portal user may view, its ``invoice`` set to that
+    (scoped) invoice; any other is :class:`InvoiceNotFoundError` (the same 404 page)."""
+    note = CreditNote.objects.filter(id=credit_note_id).first()
+    if note is None:
+        raise InvoiceNotFoundError()
+    note.invoice = invoice_get_for_portal(principal=principal, invoice_id=note.invoice_id)
+    return note
+
+
 def credit_notes_for_invoice(*, invoice: Invoice) -> list[CreditNote]:
     """The credit notes of an invoice the caller's selector already let it see (oldest first)."""
     return list(CreditNote.objects.filter(invoice_id=invoice.pk).order_by("created_at", "number"))

@@ -38,12 +38,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from gateways.models import Payment, PaymentStatus
-from gateways.selectors import payments_for_invoice
+from gateways.selectors import payment_get_for_portal, payments_for_invoice
 from invoices import credit_notes
 from invoices.errors import InvoiceNotFoundError, PayLinkError
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.pay_links import pay_link_verify
-from invoices.selectors import invoice_get_for_pay_link, invoice_get_for_portal
+from invoices.selectors import credit_note_get_for_portal, invoice_get_for_pay_link, invoice_get_for_portal
 from invoices.services import invoice_checksum_verify
 from paymenter import rls
 from paymenter.principals import CustomerPrincipal
@@ -222,11 +222,8 @@ def invoice_pdf_download(request: HttpRequest, principal: CustomerPrincipal, inv
 def receipt_pdf_download(request: HttpRequest, principal: CustomerPrincipal, payment_id: uuid.UUID) -> HttpResponse:
     """``/payments/<id>/receipt.pdf``: the receipt of an applied payment of an invoice the user
     may view (a held payment counts for nothing and has no receipt)."""
-    payment = Payment.objects.filter(id=payment_id, status=PaymentStatus.APPLIED).first()
-    if payment is None:
-        return _not_found(request)
     try:
-        invoice = invoice_get_for_portal(principal=principal, invoice_id=payment.invoice_id)
+        payment, invoice = payment_get_for_portal(principal=principal, payment_id=payment_id)
     except InvoiceNotFoundError:
         return _not_found(request)
     if not invoice_checksum_verify(principal=principal, invoice=invoice, attempted="portal_receipt_pdf"):
@@ -239,17 +236,13 @@ def credit_note_pdf_download(
     request: HttpRequest, principal: CustomerPrincipal, credit_note_id: uuid.UUID
 ) -> HttpResponse:
     """``/credit-notes/<id>.pdf``: a credit note of an invoice the user may view."""
-    note = CreditNote.objects.filter(id=credit_note_id).first()
-    if note is None:
-        return _not_found(request)
     try:
-        invoice = invoice_get_for_portal(principal=principal, invoice_id=note.invoice_id)
+        note = credit_note_get_for_portal(principal=principal, credit_note_id=credit_note_id)
     except InvoiceNotFoundError:
         return _not_found(request)
     lines = list(note.lines.all())
     if not credit_notes.is_valid(note, lines):
         return _unavailable(request)
-    note.invoice = invoice
     return _attachment(credit_note_pdf(note, lines), f"{note.number}.pdf")
 
 

@@ -51,13 +51,16 @@ def test_staff_without_mfa_are_sent_to_setup_and_kept_out_of_the_admin(system_pr
     login = client.post(LOGIN, {"login": STAFF, "password": PASSWORD, "next": "/admin/"})
     assert login["Location"] == "/admin/"  # no authenticator yet: no code asked
 
-    pages = [client.get(path) for path in ("/admin/", "/admin/invoices/invoice/", "/admin/auth/user/")]
+    paths = ("/admin/", "/admin/invoices/invoice/", "/admin/auth/user/", "/api/v1/docs/", "/api/v1/schema/")
+    pages = [client.get(path) for path in paths]
 
-    assert [page.status_code for page in pages] == [302, 302, 302]
+    assert [page.status_code for page in pages] == [302] * len(paths)
     assert [page["Location"] for page in pages] == [
         f"{SETUP}?next=%2Fadmin%2F",
         f"{SETUP}?next=%2Fadmin%2Finvoices%2Finvoice%2F",
         f"{SETUP}?next=%2Fadmin%2Fauth%2Fuser%2F",
+        f"{SETUP}?next=%2Fapi%2Fv1%2Fdocs%2F",
+        f"{SETUP}?next=%2Fapi%2Fv1%2Fschema%2F",
     ]
     assert client.get(SETUP)["Location"] == f"/accounts/reauthenticate/?next={SETUP.replace('/', '%2F')}"
     reauthenticate(client)

@@ -103,6 +103,7 @@ def _visit(page: Page, live_url: str, invoices: tuple[Invoice, Invoice], email: 
     visit.pay_status = started.value.status
     page.wait_for_url(re.compile(r"/checkout/cs_test_\w+$"))
     visit.checkout_url = page.url
+    _screenshot(page, tmp_path, "pay.png")
     page.fill("#card-number", CARD)
     with page.expect_navigation(url=re.compile(r"/3ds$")):
         page.click("#pay-button")

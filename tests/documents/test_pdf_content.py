@@ -3,8 +3,10 @@ read back from the rendered PDF's text (pypdf), not from the HTML."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pypdfium2
 import pytest
 from django.conf import settings
 
@@ -37,7 +39,11 @@ def test_the_tax_invoice_pdf_shows_every_element_a_tax_invoice_of_1000_dollars_o
     assert invoice.total_minor >= 100000
     with rls.acting_as(READER):
         lines = list(invoice.lines.all())
-        text = pdf_text(invoice_pdf(invoice, lines))
+        pdf = invoice_pdf(invoice, lines)
+        text = pdf_text(pdf)
+    if os.environ.get("SAVE_DOCS_SCREENSHOTS") == "1":  # docs/portal.md's picture of the PDF
+        page = pypdfium2.PdfDocument(pdf)[0]
+        page.render(scale=1.5).to_pil().save(Path(settings.BASE_DIR) / "docs" / "img" / "tax-invoice-pdf.png")
 
     assert "Tax invoice" in text
     assert settings.SELLER_NAME in text
