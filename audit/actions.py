@@ -17,6 +17,11 @@ class AuditAction(StrEnum):
     PAYMENT_HELD = "payment.held"
     PAYMENT_HELD_RESOLVED = "payment.held_resolved"
     PAYMENT_ATTEMPT_STARTED = "payment.attempt_started"
+    # the fraud rules' effects (gateways/services/attempts.py, ledger.py, reviews.py): a start
+    # refused, a payment held for review and staff's decision on it
+    PAYMENT_BLOCKED = "payment.blocked"
+    PAYMENT_REVIEW_APPROVED = "payment.review_approved"
+    PAYMENT_REVIEW_REJECTED = "payment.review_rejected"
     WEBHOOK_EVENT_REPROCESSED = "webhook.event_reprocessed"
     # bank transfers (gateways/services/bank_transfers.py): staff record one by hand, import a
     # statement, resolve or ignore a statement line; the payment itself is audited by the ledger
@@ -34,6 +39,12 @@ class AuditAction(StrEnum):
     DISPUTE_OPENED = "dispute.opened"
     DISPUTE_CLOSED = "dispute.closed"
     FRAUD_WARNING_RECORDED = "fraud_warning.recorded"
+    # the fraud rules (fraud/engine.py, fraud/services.py): every assessment, every change of a
+    # rule's configuration (before/after), a customer's risk raised by a dispute or warning
+    FRAUD_ASSESSED = "fraud.assessed"
+    FRAUD_RULE_CHANGED = "fraud.rule_changed"
+    CUSTOMER_RISK_RAISED = "customer.risk_raised"
+    CUSTOMER_RISK_CLEARED = "customer.risk_cleared"
     PAYPAL_CERTIFICATE_SEEDED = "paypal.certificate_seeded"  # a signing certificate trusted by hand
     INVOICE_CHECKSUM_MISMATCH = "invoice.checksum_mismatch"
     ENCRYPTION_KEY_ROTATED = "encryption.key_rotated"

@@ -13,6 +13,7 @@ add a subscription here; the domain service that records the event does not chan
 
 from __future__ import annotations
 
+from fraud.services import RISK_SIGNAL_EVENT_TYPES, RISK_SIGNAL_TOPIC, risk_signal_deliver
 from gateways.services import WEBHOOK_TOPIC, webhook_event_deliver
 from invoices.events import InvoiceEvent
 from o2s.callback_delivery import deliver_o2s_callback
@@ -33,6 +34,9 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
         ),
         handler=deliver_receipt,
     ),
+    # Customer risk signals: a dispute opened or an early fraud warning puts the customer's
+    # next payments to fraud review (fraud/services.py; docs/fraud.md).
+    Subscription(topic=RISK_SIGNAL_TOPIC, event_types=RISK_SIGNAL_EVENT_TYPES, handler=risk_signal_deliver),
     # Verified gateway webhooks, stored by the inbox; not a domain event: no event types,
     # the inbox enqueues this topic itself (gateways/services/inbox.py).
     Subscription(topic=WEBHOOK_TOPIC, event_types=frozenset(), handler=webhook_event_deliver),

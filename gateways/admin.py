@@ -2,7 +2,9 @@
 
 Rows are written by the ledger's services only. Billing staff (and admins) may mark held
 payments as dealt with, re-process failed webhook events, and refund a payment (the
-payment's "Refund" page, ``invoices.process_refund``); support only looks. Every action
+payment's "Refund" page, ``invoices.process_refund``), and approve or reject a payment in
+the fraud review queue (the "fraud review queue" filter, ``gateways.review_payment``);
+support only looks. Every action
 calls a service, which audits it with the acting user. Refunds, disputes, fraud warnings
 and daily summaries are listed read-only; bank transfers and statements live in
 ``gateways.bank_transfer_admin`` (imported below, so the admin site registers them).
@@ -16,9 +18,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.html import format_html
 
 from audit.unit_of_work import unit_of_work
 from gateways import bank_transfer_admin as _bank_admin  # noqa: F401 - registers the bank admin
@@ -26,6 +29,7 @@ from gateways.models import (
     DailySummary,
     Dispute,
     FraudWarning,
+    HeldReason,
     Payment,
     PaymentAttempt,
     PaymentStatus,
@@ -33,7 +37,13 @@ from gateways.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
-from gateways.services import payment_held_resolve, refund_request, webhook_event_reprocess
+from gateways.services import (
+    payment_held_resolve,
+    payment_review_approve,
+    payment_review_reject,
+    refund_request,
+    webhook_event_reprocess,
+)
 from gateways.services.refunds import payment_refundable_minor
 from paymenter.errors import PaymenterError
 from paymenter.money import Money, MoneyError
@@ -74,26 +84,91 @@ class HeldFilter(admin.SimpleListFilter):
         return queryset
 
 
+class FraudReviewQueueFilter(admin.SimpleListFilter):
+    """The fraud review queue: payments the rules held for review that nobody decided yet."""
+
+    title = "fraud review queue"
+    parameter_name = "fraud_review"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "Waiting for review")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "waiting":
+            return queryset.filter(
+                status=PaymentStatus.HELD, held_reason=HeldReason.RISK_REVIEW, resolved_at__isnull=True
+            )
+        return queryset
+
+
+def _assessment_url(assessment_id: object) -> str:
+    """The fraud admin's page of an assessment, when the fraud app's admin is installed
+    (gateways does not import fraud: it links by the admin's URL name)."""
+    if not assessment_id:
+        return ""
+    try:
+        return reverse("admin:fraud_assessment_change", args=[assessment_id])
+    except NoReverseMatch:
+        return ""
+
+
 @admin.register(Payment)
 class PaymentAdmin(_ReadOnlyAdmin):
-    list_display = ("transaction_id", "invoice", "gateway", "amount_minor", "currency", "status", "held_reason")
-    list_filter = (HeldFilter, "status", "gateway", "held_reason")
+    list_display = (
+        "transaction_id",
+        "invoice",
+        "gateway",
+        "amount_minor",
+        "currency",
+        "status",
+        "held_reason",
+        "risk_assessment",
+    )
+    list_filter = (FraudReviewQueueFilter, HeldFilter, "status", "gateway", "held_reason")
     search_fields = ("=transaction_id", "=invoice__number")
     list_select_related = ("invoice",)
-    actions = ("resolve_held",)
+    actions = ("resolve_held", "review_approve", "review_reject")
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("gateways.resolve_held_payment"))
 
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("gateways.review_payment"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "risk_assessment"]
+
+    @admin.display(description="fraud assessment")
+    def risk_assessment(self, obj: Payment) -> str:
+        """What the rules saw: the assessment's page in the fraud admin (its id otherwise)."""
+        url = _assessment_url(obj.risk_assessment_id)
+        if url:
+            return format_html('<a href="{}">{}</a>', url, obj.risk_assessment_id)
+        return str(obj.risk_assessment_id or "-")
+
     def get_urls(self) -> list[URLPattern]:
         refund = self.admin_site.admin_view(lambda request, object_id: _payment_refund_view(self, request, object_id))
-        return [path("<path:object_id>/refund/", refund, name="gateways_payment_refund"), *super().get_urls()]
+        review = self.admin_site.admin_view(
+            lambda request, object_id, decision: _payment_review_view(self, request, object_id, decision)
+        )
+        return [
+            path("<path:object_id>/refund/", refund, name="gateways_payment_refund"),
+            path("<path:object_id>/review/<str:decision>/", review, name="gateways_payment_review"),
+            *super().get_urls(),
+        ]
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         can_refund = request.user.has_perm("invoices.process_refund")
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_refund": can_refund})
+        can_review = (
+            self.has_review_permission(request)
+            and Payment.objects.filter(
+                pk=object_id, status=PaymentStatus.HELD, held_reason=HeldReason.RISK_REVIEW, resolved_at__isnull=True
+            ).exists()
+        )
+        extra = {**(extra_context or {}), "can_refund": can_refund, "can_review": can_review}
+        return super().change_view(request, object_id, form_url, extra)
 
     @admin.action(description="Mark held payments as dealt with", permissions=["resolve"])
     def resolve_held(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
@@ -102,6 +177,48 @@ class PaymentAdmin(_ReadOnlyAdmin):
             principal=staff_principal(request), payment_ids=ids, user_id=int(request.user.pk or 0)
         )
         self.message_user(request, f"{changed} held payment(s) marked as dealt with.", level=messages.SUCCESS)
+
+    @admin.action(description="Fraud review: approve (the payment counts)", permissions=["review"])
+    def review_approve(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        _review_each(self, request, list(queryset.values_list("pk", flat=True)), "approve")
+
+    @admin.action(description="Fraud review: reject (refund it)", permissions=["review"])
+    def review_reject(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        _review_each(self, request, list(queryset.values_list("pk", flat=True)), "reject")
+
+
+REVIEW_DECISIONS = {"approve": payment_review_approve, "reject": payment_review_reject}
+
+
+def _review_each(model_admin: PaymentAdmin, request: HttpRequest, payment_ids: list[Any], decision: str) -> None:
+    """Each payment decided on its own (one refused does not undo another); the services
+    check the permission and the payment's state again."""
+    decide = REVIEW_DECISIONS[decision]
+    principal = staff_principal(request)
+    done = 0
+    for payment_id in payment_ids:
+        try:
+            decide(principal=principal, payment_id=payment_id, user_id=int(request.user.pk or 0))
+        except PaymenterError as exc:
+            model_admin.message_user(
+                request, f"Payment {payment_id}: refused ({exc.code}): {exc.message}", level=messages.ERROR
+            )
+        else:
+            done += 1
+    if done:
+        model_admin.message_user(request, f"{done} payment(s): {decision}d.", level=messages.SUCCESS)
+
+
+def _payment_review_view(
+    model_admin: PaymentAdmin, request: HttpRequest, object_id: str, decision: str
+) -> HttpResponse:
+    """POST only: approve or reject one payment of the queue (the change page's buttons)."""
+    if not model_admin.has_review_permission(request) or decision not in REVIEW_DECISIONS:
+        raise PermissionDenied
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    _review_each(model_admin, request, [object_id], decision)
+    return HttpResponseRedirect(reverse("admin:gateways_payment_change", args=[object_id]))
 
 
 class RefundForm(forms.Form):

@@ -143,6 +143,9 @@ class GatewayPayment:
     capturable: bool = False
     """The customer approved it but no money moved yet (PayPal: order ``APPROVED``):
     :meth:`Gateway.payment_capture` takes it, after the caller compared the amount."""
+    payer_country: str = ""
+    """The payer's country (ISO 3166-1 alpha-2) as the gateway knows it, for the fraud rules
+    (PayPal: the payer's address); "" when unknown. Cards report theirs in ``card``."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ class PaymentErrorCode(StrEnum):
     REFUND_EXCEEDS_REFUNDABLE = "refund_exceeds_refundable"
     REFUND_NOT_ALLOWED = "refund_not_allowed"
     REFUND_FORBIDDEN = "refund_forbidden"
+    REVIEW_FORBIDDEN = "payment_review_forbidden"
+    REVIEW_NOT_ALLOWED = "payment_review_not_allowed"
 
 
 class PaymentError(PaymenterError):
@@ -84,11 +86,17 @@ class PaymentBlockedError(PaymentError):
 
     status_code = 403
 
-    def __init__(self) -> None:
-        super().__init__(
-            code=PaymentErrorCode.PAYMENT_BLOCKED,
-            message="This payment cannot be started. Please contact us if you need help.",
-        )
+    def __init__(self, *, retry_after_seconds: int | None = None) -> None:
+        """``retry_after_seconds``: a block that passes with time (too many attempts) says
+        when to try again - in whole minutes, rounded up - and nothing else."""
+        if retry_after_seconds is not None and retry_after_seconds > 0:
+            minutes = -(-retry_after_seconds // 60)
+            unit = "minute" if minutes == 1 else "minutes"
+            message = f"Too many payment attempts: try again in {minutes} {unit}."
+        else:
+            message = "This payment cannot be started. Please contact us if you need help."
+        super().__init__(code=PaymentErrorCode.PAYMENT_BLOCKED, message=message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class PaymentNotFoundError(PaymentError):
@@ -133,3 +141,21 @@ class RefundForbiddenError(PaymentError):
 
     def __init__(self) -> None:
         super().__init__(code=PaymentErrorCode.REFUND_FORBIDDEN, message="You may not refund payments.")
+
+
+class PaymentReviewForbiddenError(PaymentError):
+    """403: only billing staff and admins (``gateways.review_payment``) decide a fraud review."""
+
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__(code=PaymentErrorCode.REVIEW_FORBIDDEN, message="You may not approve or reject payments.")
+
+
+class PaymentReviewNotAllowedError(PaymentError):
+    """409: the payment is not (or no longer) waiting for a fraud review decision."""
+
+    status_code = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(code=PaymentErrorCode.REVIEW_NOT_ALLOWED, message=message)

@@ -93,6 +93,9 @@ class PaymentAttempt(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True, help_text="Last fetch-back")
+    risk_assessment_id = models.UUIDField(
+        null=True, blank=True, help_text="The fraud rules' assessment of its start (fraud app; no foreign key)"
+    )
 
     objects = PrincipalScopedManager()
 
@@ -131,7 +134,8 @@ class HeldReason(models.TextChoices):
     OVERPAYMENT = "overpayment", "More than the amount due"
     AMOUNT_MISMATCH = "amount_mismatch", "Not the amount the payment was started for (or, unstarted, the amount due)"
     INVOICE_NOT_PAYABLE = "invoice_not_payable", "The invoice is paid, void or a draft"
-    RISK_REVIEW = "risk_review", "The fraud rules did not allow it (gateways/risk.py)"
+    RISK_REVIEW = "risk_review", "The fraud rules ask staff to review it (gateways/risk.py)"
+    RISK_BLOCKED = "risk_blocked", "The fraud rules blocked it: refunded automatically"
 
 
 class Payment(models.Model):
@@ -161,6 +165,9 @@ class Payment(models.Model):
     address_line1_check = models.CharField(max_length=32, blank=True)
     three_d_secure_result = models.CharField(max_length=32, blank=True)
     recorded_by = models.CharField(max_length=64, help_text="What settled it: webhook, return page, reconciliation")
+    risk_assessment_id = models.UUIDField(
+        null=True, blank=True, help_text="The fraud rules' assessment of the payment (fraud app; no foreign key)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True, help_text="When staff dealt with a held payment")
     resolved_by = models.ForeignKey(
@@ -171,7 +178,10 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        permissions = [("resolve_held_payment", "Can mark a held payment as dealt with")]
+        permissions = [
+            ("resolve_held_payment", "Can mark a held payment as dealt with"),
+            ("review_payment", "Can approve or reject a payment held for fraud review"),
+        ]
         indexes = [models.Index(fields=["invoice", "status"], name="payment_invoice_status")]
         constraints = [
             models.UniqueConstraint(fields=["gateway", "transaction_id"], name="payment_unique_transaction"),
@@ -241,6 +251,7 @@ class RefundStatus(models.TextChoices):
 class RefundOrigin(models.TextChoices):
     STAFF = "staff", "Asked for by staff"
     GATEWAY = "gateway", "Made at the gateway (dashboard), learnt by webhook"
+    AUTOMATIC = "automatic", "Made by the system: blocked or rejected by the fraud review"
 
 
 class Refund(models.Model):

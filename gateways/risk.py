@@ -31,6 +31,11 @@ class RiskAssessment:
     decision: RiskDecision
     reasons: tuple[str, ...] = ()
     """Human-readable, for staff; never shown to the customer."""
+    assessment_id: uuid.UUID | None = None
+    """The stored assessment (``fraud``'s row: the rules that fired, their reasons, the
+    inputs used), kept on the attempt or payment it decided; ``None`` when nothing is stored."""
+    retry_after_seconds: int | None = None
+    """For a block that passes with time (velocity): when the customer may try again."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class PaymentStartContext:
     gateway: GatewayCode
     amount: Money
     source_ip: str
+    """The request's client address ("" when there is none, e.g. a job)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,31 @@ class AllowAll:
 ALLOW_ALL = AllowAll()
 
 
+def _normalized(answer: RiskAssessment) -> RiskAssessment:
+    """The assessor's answer in this module's types: ``fraud`` may not import ``gateways``,
+    so its decision is its own str enum of the same values; callers compare with ``is``."""
+    return RiskAssessment(
+        decision=RiskDecision(answer.decision),
+        reasons=tuple(answer.reasons),
+        assessment_id=answer.assessment_id,
+        retry_after_seconds=answer.retry_after_seconds,
+    )
+
+
+class _Normalizing:
+    """Wraps the configured assessor so every answer is a :class:`RiskAssessment`."""
+
+    def __init__(self, inner: RiskAssessor) -> None:
+        self.inner = inner
+
+    def before_start(self, context: PaymentStartContext) -> RiskAssessment:
+        return _normalized(self.inner.before_start(context))
+
+    def after_report(self, context: PaymentReportedContext) -> RiskAssessment:
+        return _normalized(self.inner.after_report(context))
+
+
 def risk_assessor() -> RiskAssessor:
+    """The assessor ``PAYMENT_RISK_ASSESSOR`` names, its answers normalized."""
     assessor: RiskAssessor = import_string(settings.PAYMENT_RISK_ASSESSOR)
-    return assessor
+    return _Normalizing(assessor)

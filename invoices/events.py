@@ -28,6 +28,12 @@ class InvoiceEvent(StrEnum):
     DISPUTED = "invoice.disputed"
     DISPUTE_CLOSED = "invoice.dispute_closed"
     """A dispute was decided (``dispute.status``: won or lost)."""
+    PAYMENT_REVIEW_REQUIRED = "payment.review_required"
+    """The fraud rules held a payment for staff review: the invoice stays unpaid meanwhile."""
+    PAYMENT_REVIEW_RELEASED = "payment.review_released"
+    """Staff approved a reviewed payment; ``invoice.paid`` / ``payment.recorded`` follows."""
+    PAYMENT_FRAUD_WARNING = "payment.fraud_warning"
+    """The card network warned of fraud on a payment (a risk signal; not sent to O2S)."""
 
 
 def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:

@@ -286,8 +286,16 @@ BANK_TRANSFER_BSB = env.str("BANK_TRANSFER_BSB", default="")
 BANK_TRANSFER_ACCOUNT_NUMBER = env.str("BANK_TRANSFER_ACCOUNT_NUMBER", default="")
 # Credit notes (refunds) are numbered in their own gapless series: <PREFIX>-<YEAR>-<000123>.
 CREDIT_NOTE_NUMBER_PREFIX = env.str("CREDIT_NOTE_NUMBER_PREFIX", default="CN")
-# The fraud rules' hook (gateways/risk.py); "allow" until the fraud rules exist.
-PAYMENT_RISK_ASSESSOR = env.str("PAYMENT_RISK_ASSESSOR", default="gateways.risk.ALLOW_ALL")
+# The fraud rules' hook (gateways/risk.py): the fraud app's engine (docs/fraud.md);
+# "gateways.risk.ALLOW_ALL" switches every rule off (every payment allowed).
+PAYMENT_RISK_ASSESSOR = env.str("PAYMENT_RISK_ASSESSOR", default="fraud.engine.ASSESSOR")
+# What rejecting a payment in the fraud review queue does to its invoice, after the payment
+# is refunded (gateways/services/reviews.py): "reopen" (it stays open, payable again) or
+# "void" (only when nothing else was paid on it).
+FRAUD_REJECT_ACTION = env.str("FRAUD_REJECT_ACTION", default="reopen")
+# The fraud geography rule reads the request IP's country from a MaxMind GeoIP2/GeoLite2
+# Country database at this path (docs/fraud.md); "" = no database: that input is skipped.
+FRAUD_GEOIP_DATABASE = env.str("FRAUD_GEOIP_DATABASE", default="")
 
 # --- E-mail (receipts) ------------------------------------------------------------------------
 # Development prints e-mails to the console; production sends through SMTP (EMAIL_HOST ...).

@@ -65,6 +65,24 @@ def _clear_cache() -> Iterator[None]:
         cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _payment_risk_allow_all(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests not marked ``fraud_rules`` were written before the fraud rules: they run with
+    the assessor that always allows, so a rule never turns their payment into a review.
+    ``@pytest.mark.fraud_rules`` keeps the configured assessor (the real rules)."""
+    if request.node.get_closest_marker("fraud_rules") is not None:
+        yield
+        return
+    from django.conf import settings  # noqa: PLC0415 - Django is configured by the plugin
+
+    previous = settings.PAYMENT_RISK_ASSESSOR
+    settings.PAYMENT_RISK_ASSESSOR = "gateways.risk.ALLOW_ALL"
+    try:
+        yield
+    finally:
+        settings.PAYMENT_RISK_ASSESSOR = previous
+
+
 # Every staff user must have an MFA authenticator before the admin opens (accounts/middleware.py).
 # Tests that create staff users and open admin pages get a confirmed TOTP authenticator with
 # this secret automatically; ``@pytest.mark.staff_without_mfa`` switches that off.

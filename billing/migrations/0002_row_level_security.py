@@ -7,6 +7,8 @@ in ``paymenter.customer_ids``, and no scope nothing at all (fail closed).
 
 from django.db import migrations
 
+from paymenter.rls_sql import protect
+
 FUNCTIONS = """
 CREATE FUNCTION paymenter_rls_customer_visible(customer uuid) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -30,21 +32,6 @@ DROP_FUNCTIONS = """
 DROP FUNCTION paymenter_rls_user_is(bigint);
 DROP FUNCTION paymenter_rls_customer_visible(uuid);
 """
-
-
-def protect(table: str, using: str, check: str | None = None) -> tuple[str, str]:
-    check = check or using
-    forward = f"""
-    ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-    ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
-    CREATE POLICY customer_isolation ON {table} USING ({using}) WITH CHECK ({check});
-    """
-    backward = f"""
-    DROP POLICY customer_isolation ON {table};
-    ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;
-    ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
-    return forward, backward
 
 
 CUSTOMER = protect("billing_customer", "paymenter_rls_customer_visible(id)")

@@ -6,13 +6,13 @@ sees them read-only. Nobody may add, change or delete ledger rows in the admin."
 from django.db import migrations
 
 from billing.migrations._staff_groups import grant_operation
-from gateways.migrations import _rls
+from paymenter.rls_sql import protect
 
 CUSTOMER_TABLES = ["gateways_gatewaycustomer", "gateways_paymentattempt", "gateways_payment"]
 
-POLICIES = [_rls.protect(table, "paymenter_rls_customer_visible(customer_id)") for table in CUSTOMER_TABLES]
+POLICIES = [protect(table, "paymenter_rls_customer_visible(customer_id)") for table in CUSTOMER_TABLES]
 # NULL: visible in staff and system scope, never in customer scope (fail closed).
-POLICIES.append(_rls.protect("gateways_webhookevent", "paymenter_rls_customer_visible(NULL::uuid)"))
+POLICIES.append(protect("gateways_webhookevent", "paymenter_rls_customer_visible(NULL::uuid)"))
 
 VIEW = [
     ("gateways", "view_payment"),

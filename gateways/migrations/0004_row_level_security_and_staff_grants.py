@@ -7,7 +7,7 @@ fraud warnings and summaries read-only, and no bank statement (payers' names).""
 from django.db import migrations
 
 from billing.migrations._staff_groups import grant_operation
-from gateways.migrations import _rls
+from paymenter.rls_sql import protect
 
 CUSTOMER_TABLES = ["gateways_refund", "gateways_dispute", "gateways_fraudwarning"]
 STAFF_TABLES = [
@@ -17,9 +17,9 @@ STAFF_TABLES = [
     "gateways_dailysummary",
 ]
 
-POLICIES = [_rls.protect(table, "paymenter_rls_customer_visible(customer_id)") for table in CUSTOMER_TABLES]
+POLICIES = [protect(table, "paymenter_rls_customer_visible(customer_id)") for table in CUSTOMER_TABLES]
 # NULL: visible in staff and system scope, never in customer scope (fail closed).
-POLICIES += [_rls.protect(table, "paymenter_rls_customer_visible(NULL::uuid)") for table in STAFF_TABLES]
+POLICIES += [protect(table, "paymenter_rls_customer_visible(NULL::uuid)") for table in STAFF_TABLES]
 
 VIEW = [
     ("gateways", "view_refund"),

@@ -301,6 +301,7 @@ class PaypalGateway:
             gateway_status=f"order:{raw_status}"[:64],
             session_closed=raw_status in ("COMPLETED", "VOIDED"),
             capturable=raw_status == "APPROVED",
+            payer_country=_payer_country(order),
         )
 
     def _from_capture(
@@ -321,6 +322,7 @@ class PaypalGateway:
             failure_reason=_text(details.get("reason"))[:255] if status is not GatewayPaymentStatus.SUCCEEDED else "",
             gateway_status=raw_status[:64],
             session_closed=True,  # a captured order takes no further payment
+            payer_country=_payer_country(order),
         )
 
     def session_expire(self, *, session_id: str) -> None:
@@ -495,3 +497,14 @@ class PaypalGateway:
             gateway_status=_text(info.get("transaction_status"))[:64],
             session_closed=True,
         )
+
+
+def _payer_country(order: Mapping[str, Any]) -> str:
+    """The payer's country from the order (``payer.address.country_code``, else the PayPal
+    wallet's ``payment_source.paypal.address``): for the fraud rules; "" when not given."""
+    paypal_source = _dict(_dict(order.get("payment_source")).get("paypal"))
+    for address in (_dict(_dict(order.get("payer")).get("address")), _dict(paypal_source.get("address"))):
+        code = _text(address.get("country_code")).upper()
+        if len(code) == 2 and code.isalpha():
+            return code
+    return ""

@@ -1,6 +1,7 @@
 """Writes of the payments ledger, by sub-domain: ``attempts`` (starting a payment),
 ``ledger`` (recording what a gateway took), ``refunds`` (money given back, credit notes),
-``disputes`` (disputes, reversals, fraud warnings), ``inbox`` (webhook deliveries),
+``disputes`` (disputes, reversals, fraud warnings), ``reviews`` (staff's
+decision on a payment the fraud rules held), ``inbox`` (webhook deliveries),
 ``reconciliation`` (asking the gateway about what the webhooks did not settle; capturing
 approved payments) and ``summaries`` (the daily per-gateway summary)."""
 
@@ -19,7 +20,14 @@ from gateways.services.reconciliation import (
     payment_attempts_reconcile,
     payment_report_settle,
 )
-from gateways.services.refunds import RefundSettlement, refund_request, refunds_pending_retry, refunds_settle
+from gateways.services.refunds import (
+    RefundSettlement,
+    refund_automatic,
+    refund_request,
+    refunds_pending_retry,
+    refunds_settle,
+)
+from gateways.services.reviews import payment_review_approve, payment_review_reject
 
 __all__ = [
     "WEBHOOK_TOPIC",
@@ -35,7 +43,10 @@ __all__ = [
     "payment_held_resolve",
     "payment_receive",
     "payment_report_settle",
+    "payment_review_approve",
+    "payment_review_reject",
     "payment_settle",
+    "refund_automatic",
     "refund_request",
     "refunds_pending_retry",
     "refunds_settle",

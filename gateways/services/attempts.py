@@ -32,7 +32,7 @@ from gateways.errors import (
 )
 from gateways.models import AttemptStatus, GatewayCustomer, PaymentAttempt
 from gateways.registry import gateway_for
-from gateways.risk import PaymentStartContext, RiskDecision, risk_assessor
+from gateways.risk import PaymentStartContext, RiskAssessment, RiskDecision, risk_assessor
 from gateways.services.ledger import PAYABLE
 from invoices.errors import InvoiceChecksumMismatchError
 from invoices.models import Invoice
@@ -52,11 +52,20 @@ UNANSWERED_GRACE = timedelta(minutes=10)  # an attempt the gateway never answere
 
 def _attempt_open(
     *, principal: Principal, invoice: Invoice, gateway: Gateway, source_ip: str
-) -> tuple[PaymentAttempt, str]:
-    """The open attempt to use (reused, or new), and the session id of one it superseded."""
+) -> tuple[PaymentAttempt | None, str, RiskAssessment | None]:
+    """The open attempt to use (reused, or new), the session id of one it superseded, and
+    the risk rules' assessment of a new one.
+
+    A reused attempt (a double click, a reload) is not a new payment: the rules are asked
+    only before a new attempt is created. A block returns no attempt; the caller commits
+    (the assessment the rules stored, the audit record) and then refuses.
+    """
     if invoice.status not in PAYABLE or invoice.amount_due_minor <= 0:
         raise NothingDueError(status=invoice.status)
     due = Money(invoice.amount_due_minor, invoice.currency)
+    attempt = PaymentAttempt.objects.filter(invoice=invoice, gateway=gateway.code, status=AttemptStatus.OPEN).first()
+    if attempt is not None and _reusable(attempt, due):
+        return attempt, "", None
     assessment = risk_assessor().before_start(
         PaymentStartContext(
             invoice_id=invoice.id,
@@ -67,10 +76,21 @@ def _attempt_open(
         )
     )
     if assessment.decision is RiskDecision.BLOCK:
-        raise PaymentBlockedError()
-    attempt = PaymentAttempt.objects.filter(invoice=invoice, gateway=gateway.code, status=AttemptStatus.OPEN).first()
-    if attempt is not None and _reusable(attempt, due):
-        return attempt, ""
+        audit_record(
+            action=AuditAction.PAYMENT_BLOCKED,
+            principal=principal,
+            object_type="invoice",
+            object_id=str(invoice.id),
+            customer_id=invoice.customer_id,
+            payload={
+                "gateway": gateway.code,
+                "amount_minor": due.minor,
+                "currency": due.currency,
+                "risk_assessment_id": str(assessment.assessment_id or ""),
+                "reasons": list(assessment.reasons),
+            },
+        )
+        return None, "", assessment
     superseded = ""
     if attempt is not None:
         attempt.status = AttemptStatus.EXPIRED
@@ -85,6 +105,7 @@ def _attempt_open(
         amount_minor=due.minor,
         currency=due.currency,
         expires_at=timezone.now() + timedelta(seconds=int(settings.PAYMENT_SESSION_TTL_SECONDS)),
+        risk_assessment_id=assessment.assessment_id,
     )
     audit_record(
         action=AuditAction.PAYMENT_ATTEMPT_STARTED,
@@ -97,9 +118,10 @@ def _attempt_open(
             "gateway": gateway.code,
             "amount_minor": due.minor,
             "currency": due.currency,
+            "risk_assessment_id": str(assessment.assessment_id or ""),
         },
     )
-    return attempt, superseded
+    return attempt, superseded, assessment
 
 
 def _reusable(attempt: PaymentAttempt, due: Money) -> bool:
@@ -135,35 +157,25 @@ def payment_attempt_start(
     if not gateway.checkout_origin():  # bank transfer: paid with the reference shown, no page
         raise GatewayDisabledError(gateway_code)
     superseded_session = ""
+    blocked: RiskAssessment | None = None
     with unit_of_work(principal):
         invoice = invoice_lock(invoice=invoice)
         intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted="payment_start")
         if intact:
-            attempt, superseded_session = _attempt_open(
+            opened, superseded_session, assessment = _attempt_open(
                 principal=principal, invoice=invoice, gateway=gateway, source_ip=source_ip
             )
-            if attempt.redirect_url:
-                return attempt
-            known = GatewayCustomer.objects.filter(customer_id=invoice.customer_id, gateway=gateway.code).first()
-            customer = invoice.customer
-            success_url, cancel_url = return_urls(attempt.id)
-            request = PaymentRequest(
-                attempt_id=attempt.id,
-                invoice_id=invoice.id,
-                invoice_number=invoice.number or "",
-                customer_id=invoice.customer_id,
-                amount=Money(attempt.amount_minor, attempt.currency),
-                description=f"{settings.SELLER_NAME} invoice {invoice.number}",
-                success_url=success_url,
-                cancel_url=cancel_url,
-                idempotency_key=f"paymenter-attempt-{attempt.id}",
-                expires_at=attempt.expires_at,
-                gateway_customer_id=known.gateway_customer_id if known else "",
-                customer_email=str(customer.email or ""),
-                customer_name=str(customer.name or ""),
-            )
+            if opened is None:
+                blocked = assessment  # committed (the rules' record, the audit), then refused
+            elif opened.redirect_url:
+                return opened
+            else:
+                attempt = opened
+                request = _payment_request(invoice=invoice, attempt=attempt, return_urls=return_urls)
     if not intact:
         raise InvoiceChecksumMismatchError()
+    if blocked is not None:
+        raise PaymentBlockedError(retry_after_seconds=blocked.retry_after_seconds)
     if superseded_session:
         _session_expire_quietly(gateway_code=gateway.code, session_id=superseded_session)
     try:
@@ -186,6 +198,28 @@ def payment_attempt_start(
         )
         attempt.refresh_from_db()
     return attempt
+
+
+def _payment_request(*, invoice: Invoice, attempt: PaymentAttempt, return_urls: ReturnUrls) -> PaymentRequest:
+    """What the gateway is asked for: everything from the stored (locked, verified) rows."""
+    known = GatewayCustomer.objects.filter(customer_id=invoice.customer_id, gateway=attempt.gateway).first()
+    customer = invoice.customer
+    success_url, cancel_url = return_urls(attempt.id)
+    return PaymentRequest(
+        attempt_id=attempt.id,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number or "",
+        customer_id=invoice.customer_id,
+        amount=Money(attempt.amount_minor, attempt.currency),
+        description=f"{settings.SELLER_NAME} invoice {invoice.number}",
+        success_url=success_url,
+        cancel_url=cancel_url,
+        idempotency_key=f"paymenter-attempt-{attempt.id}",
+        expires_at=attempt.expires_at,
+        gateway_customer_id=known.gateway_customer_id if known else "",
+        customer_email=str(customer.email or ""),
+        customer_name=str(customer.name or ""),
+    )
 
 
 def _session_expire_quietly(*, gateway_code: str, session_id: str) -> None:

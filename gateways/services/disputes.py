@@ -25,6 +25,7 @@ from audit.unit_of_work import unit_of_work
 from gateways.base import GatewayDispute, GatewayDisputeStatus, GatewayFraudWarning
 from gateways.models import Dispute, DisputeStatus, FraudWarning, Payment
 from invoices.errors import InvoiceChecksumMismatchError
+from invoices.events import InvoiceEvent, invoice_event_record
 from invoices.selectors import invoice_get_for_update
 from invoices.services import invoice_checksum_verify, invoice_dispute_close, invoice_dispute_open
 from paymenter.principals import Principal
@@ -162,6 +163,21 @@ def fraud_warning_record(*, principal: Principal, reported: GatewayFraudWarning)
                 "gateway_warning_id": warning.gateway_warning_id,
                 "fraud_type": warning.fraud_type,
                 "actionable": warning.actionable,
+            },
+        )
+        # a risk signal (the fraud rules put the customer's next payments to review); not for O2S
+        invoice_event_record(
+            event=InvoiceEvent.PAYMENT_FRAUD_WARNING,
+            invoice=invoice,
+            extra={
+                "fraud_warning": {
+                    "fraud_warning_id": str(warning.id),
+                    "payment_id": str(payment.id),
+                    "gateway": reported.gateway,
+                    "gateway_warning_id": warning.gateway_warning_id,
+                    "fraud_type": warning.fraud_type,
+                    "actionable": warning.actionable,
+                }
             },
         )
     return warning

@@ -11,8 +11,9 @@ body or a browser claimed. :func:`payment_settle` runs in one transaction:
    is written;
 4. write the payment row: ``applied``, or ``held`` (wrong currency, an amount other than
    was asked for, more than is due, an invoice no longer payable, or the fraud rules'
-   ``after_report`` did not allow it) - a held payment never counts and is an item for
-   billing staff;
+   ``after_report`` did not allow it: ``risk_review`` waits in the review queue and O2S
+   hears ``payment.review_required``; ``risk_blocked`` is refunded automatically after the
+   commit) - a held payment never counts and is an item for billing staff;
 5. for an applied payment, set the invoice's amount paid to the sum of its applied rows
    (``invoices.services.invoice_payments_apply``: ``paid`` exactly when nothing is due);
 6. audit it and record the domain event (``invoice.paid`` / ``payment.recorded``), from
@@ -33,18 +34,23 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from audit.unit_of_work import unit_of_work
 from gateways.base import GatewayCode, GatewayPayment, GatewayPaymentStatus, PaymentMethod
+from gateways.errors import PaymentError
 from gateways.models import AttemptStatus, HeldReason, Payment, PaymentAttempt, PaymentStatus
 from gateways.risk import PaymentReportedContext, RiskDecision, risk_assessor
+from gateways.services.refunds import refund_automatic
 from invoices.errors import InvoiceChecksumMismatchError
+from invoices.events import InvoiceEvent, invoice_event_record
 from invoices.models import Invoice, InvoiceStatus
 from invoices.selectors import invoice_get_for_update
 from invoices.services import invoice_checksum_verify, invoice_payments_apply
 from paymenter.money import Money
-from paymenter.principals import Principal
+from paymenter.principals import Principal, SystemPrincipal
 
 logger = logging.getLogger(__name__)
 
 PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+RISK_HELD_REASONS = {RiskDecision.REVIEW: HeldReason.RISK_REVIEW, RiskDecision.BLOCK: HeldReason.RISK_BLOCKED}
+AUTOMATIC_REFUND_PRINCIPAL = SystemPrincipal(label="worker:fraud_refund")
 
 
 @dataclass(frozen=True)
@@ -194,12 +200,13 @@ def payment_record(
         intact = invoice_checksum_verify(principal=principal, invoice=invoice, attempted="payment")
         if intact:
             reason = _held_reason(invoice=invoice, reported=reported, attempt=attempt, exact=exact)
+            assessment_id: uuid.UUID | None = None
             if not reason:
                 assessment = risk_assessor().after_report(
                     PaymentReportedContext(invoice_id=invoice.id, customer_id=invoice.customer_id, payment=reported)
                 )
-                if assessment.decision is not RiskDecision.ALLOW:
-                    reason = HeldReason.RISK_REVIEW
+                assessment_id = assessment.assessment_id
+                reason = RISK_HELD_REASONS.get(assessment.decision, "")
             card = reported.card
             payment = Payment.objects.create(
                 invoice=invoice,
@@ -219,8 +226,13 @@ def payment_record(
                 address_line1_check=card.address_line1_check if card else "",
                 three_d_secure_result=card.three_d_secure_result if card else "",
                 recorded_by=recorded_by[:64],
+                risk_assessment_id=assessment_id,
             )
             summary = payment_summary(payment)
+            if reason == HeldReason.RISK_REVIEW:  # O2S hears that the order waits (no reasons: staff's)
+                invoice_event_record(
+                    event=InvoiceEvent.PAYMENT_REVIEW_REQUIRED, invoice=invoice, extra={"payment": summary}
+                )
             if reason:
                 logger.error(
                     "payment %s of invoice %s held for staff: %s", payment.id, invoice.number or invoice.id, reason
@@ -234,19 +246,49 @@ def payment_record(
                     payload=summary,
                 )
             else:
-                paid = Payment.objects.filter(invoice=invoice, status=PaymentStatus.APPLIED).aggregate(
-                    total=Sum("amount_minor")
-                )["total"]
-                invoice_payments_apply(
-                    principal=principal, invoice=invoice, amount_paid_minor=int(paid or 0), payment=summary
-                )
+                payment_apply(principal=principal, invoice=invoice, payment=payment)
             if attempt is not None:
                 PaymentAttempt.objects.filter(pk=attempt.pk).exclude(status=AttemptStatus.SUCCEEDED).update(
                     status=AttemptStatus.SUCCEEDED, settled_at=timezone.now(), gateway_status=reported.gateway_status
                 )
     if not intact:
         raise InvoiceChecksumMismatchError()
+    if payment.held_reason == HeldReason.RISK_BLOCKED:
+        _blocked_payment_refund(payment=payment)
     return Settlement(status=reported.status, payment=payment, created=True, attempt_id=attempt_id)
+
+
+def payment_apply(*, principal: Principal, invoice: Invoice, payment: Payment) -> None:
+    """Count an applied ``payment``: the invoice's amount paid becomes the sum of its applied
+    rows (``paid`` exactly when nothing is due) and ``invoice.paid`` / ``payment.recorded``
+    is recorded. Call in the caller's unit of work, the invoice locked and verified, after
+    the payment row is ``applied`` (the ledger, a review approved)."""
+    paid = Payment.objects.filter(invoice=invoice, status=PaymentStatus.APPLIED).aggregate(total=Sum("amount_minor"))[
+        "total"
+    ]
+    invoice_payments_apply(
+        principal=principal, invoice=invoice, amount_paid_minor=int(paid or 0), payment=payment_summary(payment)
+    )
+
+
+def _blocked_payment_refund(*, payment: Payment) -> None:
+    """Give back a payment the rules blocked after it was taken (no lock held: HTTP).
+
+    A bank transfer is not refunded here: its "refund" records that staff paid the money
+    back by hand, so it stays held for them. A refund the gateway refused or could not be
+    asked about is left to staff (refused: the payment stays held, unresolved) or to the
+    reconciliation job (pending: asked again); the payment's record stands either way.
+    """
+    if payment.gateway == GatewayCode.BANK_TRANSFER:
+        return
+    try:
+        refund_automatic(
+            principal=AUTOMATIC_REFUND_PRINCIPAL, payment_id=payment.id, reason="Blocked by the fraud rules"
+        )
+    except PaymentError:
+        logger.exception("payment %s blocked by the fraud rules: automatic refund not completed", payment.id)
+    except InvoiceChecksumMismatchError:
+        logger.exception("payment %s blocked by the fraud rules: invoice tampered, not refunded", payment.id)
 
 
 def payment_receive(

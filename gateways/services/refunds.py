@@ -1,6 +1,6 @@
 """Refunds: money given back from a payment, asked for by staff or made at the gateway.
 
-Two ways in, one way to record:
+Three ways in, one way to record:
 
 * **Staff** (:func:`refund_request`, the admin's Refund page; billing and admin only) ask
   for an amount of one payment. In one transaction, under the invoice's lock, the amount is
@@ -9,6 +9,9 @@ Two ways in, one way to record:
   refund clicks queue on the lock, so the second sees the first's reservation and is
   refused. Then, outside any lock, the gateway is asked (idempotency key = the row's id, the
   row's id in the refund's metadata), and its answer is recorded by :func:`_refund_settle`.
+* **The system** (:func:`refund_automatic`): a payment the fraud rules blocked after it
+  was taken, or one staff rejected in the review queue, is given back whole - the same
+  reservation and gateway request as staff's, without the staff-permission check.
 * **The gateway** tells us of refunds by webhook (``charge.refunded``,
   ``PAYMENT.CAPTURE.REFUNDED``) - made in its dashboard, or ours coming back. The inbox
   fetches them back (``Gateway.refunds_fetch``) and :func:`refunds_settle` records each,
@@ -133,6 +136,53 @@ def refund_request(
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if user is None or not user.has_perm("invoices.process_refund"):
         raise RefundForbiddenError()
+    refund, transaction_id = _refund_reserve(
+        principal=principal,
+        payment_id=payment_id,
+        amount=amount,
+        reason=reason,
+        origin=RefundOrigin.STAFF,
+        user_id=user_id,
+    )
+    return _refund_ask(principal=principal, refund=refund, transaction_id=transaction_id)
+
+
+def refund_automatic(*, principal: Principal, payment_id: uuid.UUID | str, reason: str) -> Refund:
+    """Refund what is left of a payment the fraud rules blocked or staff rejected in review,
+    with no staff member asking: the system path, the same as :func:`refund_request` but
+    for the staff-permission check (its callers decided) and the amount (all that may still
+    be refunded). Returns the refund row; raises as :func:`refund_request` does, and
+    ``RefundExceedsRefundableError`` when nothing is left to refund."""
+    with unit_of_work(principal):
+        payment = Payment.objects.filter(id=payment_id).first()
+        if payment is None:
+            raise PaymentNotFoundError()
+        left = Money(payment.amount_minor, payment.currency)
+    refund, transaction_id = _refund_reserve(
+        principal=principal,
+        payment_id=payment_id,
+        amount=left,
+        reason=reason,
+        origin=RefundOrigin.AUTOMATIC,
+        user_id=None,
+        whole_remainder=True,
+    )
+    return _refund_ask(principal=principal, refund=refund, transaction_id=transaction_id)
+
+
+def _refund_reserve(
+    *,
+    principal: Principal,
+    payment_id: uuid.UUID | str,
+    amount: Money,
+    reason: str,
+    origin: RefundOrigin,
+    user_id: int | None,
+    whole_remainder: bool = False,
+) -> tuple[Refund, str]:
+    """Check and write the ``pending`` refund row under the invoice's lock (nothing written
+    on a refusal); returns it and the payment's gateway transaction id to ask about.
+    ``whole_remainder``: refund whatever is still refundable (``amount`` is its upper bound)."""
     card_numbers_refuse({"reason": reason})
     if amount.minor <= 0:
         raise InvalidRefundError(field="amount", message="A refund is more than nothing.")
@@ -153,6 +203,8 @@ def refund_request(
                     f"An invoice that is {invoice.status} cannot be refunded: only a fully paid one can."
                 )
             refundable = payment_refundable_minor(payment)
+            if whole_remainder and 0 < refundable < amount.minor:
+                amount = Money(refundable, amount.currency)
             if amount.minor > refundable:
                 raise RefundExceedsRefundableError(requested=amount, refundable=Money(refundable, payment.currency))
             refund = Refund.objects.create(
@@ -162,14 +214,14 @@ def refund_request(
                 gateway=payment.gateway,
                 amount_minor=amount.minor,
                 currency=amount.currency,
-                origin=RefundOrigin.STAFF,
+                origin=origin,
                 reason=reason[:500],
                 requested_by_id=user_id,
             )
             _audit(action=AuditAction.REFUND_REQUESTED, principal=principal, refund=refund, invoice=invoice)
     if not intact:
         raise InvoiceChecksumMismatchError()
-    return _refund_ask(principal=principal, refund=refund, transaction_id=payment.transaction_id)
+    return refund, payment.transaction_id
 
 
 def _refund_ask(*, principal: Principal, refund: Refund, transaction_id: str) -> Refund:

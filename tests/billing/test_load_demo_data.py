@@ -140,6 +140,7 @@ MONEY_BACK_VIEW = {  # gateways/0004 and invoices/0008: refunds, disputes, warni
     "gateways.view_dailysummary",
 }
 CREDIT_NOTES_VIEW = {"invoices.view_creditnote", "invoices.view_creditnoteline"}
+FRAUD_VIEW = {"fraud.view_ruleconfig", "fraud.view_assessment", "fraud.view_customerriskflag"}  # fraud/0002
 BANK_STATEMENTS = {  # gateways/0004: payers' names, so billing and admin only
     "gateways.view_bankstatementimport",
     "gateways.add_bankstatementimport",
@@ -161,12 +162,19 @@ def test_staff_groups_have_the_role_table_permissions() -> None:
         *GATEWAYS_VIEW,  # read-only
         *MONEY_BACK_VIEW,
         *CREDIT_NOTES_VIEW,
+        *FRAUD_VIEW,
     }
+    # fraud/0002: the admin group changes rule configuration; billing and admin clear risk flags
+    assert {p for p in admin if p.startswith("fraud.")} == FRAUD_VIEW | {
+        "fraud.change_ruleconfig",
+        "fraud.change_customerriskflag",
+    }
+    assert {p for p in billing if p.startswith("fraud.")} == FRAUD_VIEW | {"fraud.change_customerriskflag"}
     # billing and admin see the ledger and the inbox, resolve held payments and re-process
     # webhook events; nobody may add, change or delete ledger rows in the admin
     for group in (admin, billing):
         assert {p for p in group if p.startswith("gateways.")} == (
-            GATEWAYS_VIEW | GATEWAYS_ACT | MONEY_BACK_VIEW | BANK_STATEMENTS
+            GATEWAYS_VIEW | GATEWAYS_ACT | MONEY_BACK_VIEW | BANK_STATEMENTS | {"gateways.review_payment"}  # 0006
         )
         assert group >= CREDIT_NOTES_VIEW
     assert billing < admin

@@ -647,7 +647,7 @@ def test_a_payment_the_fraud_rules_do_not_allow_is_held_for_review(
     assert settlement.payment.attempt_id == attempt.id
     assert _row(invoice) == row
     assert _actions(invoice)[-1] == "payment.held"
-    assert _outbox(invoice) == []
+    assert _outbox(invoice) == [("o2s.callback", "payment.review_required")]  # never invoice.paid
 
 
 def test_a_report_that_names_no_invoice_and_no_attempt_is_ignored_and_writes_nothing(

@@ -200,6 +200,7 @@ def test_a_dispute_opened_and_lost_at_stripe_is_recorded_and_told_once(
     assert _effects(invoice)["messages"] == {
         ("o2s.callback", "invoice.disputed"): 1,
         ("o2s.callback", "invoice.dispute_closed"): 1,
+        ("fraud.risk_signal", "invoice.disputed"): 1,  # the customer's next payments go to review
     }
 
 
