@@ -173,9 +173,30 @@ def source_address(text: str) -> str | None:
         return None
 
 
+_SHARED_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
+def _shared_address(address: str) -> bool:
+    """Loopback, RFC 1918, link-local or IPv6 unique-local: never one customer's own address."""
+    parsed = ipaddress.ip_address(address)
+    return any(parsed.version == network.version and parsed in network for network in _SHARED_NETWORKS)
+
+
 class VelocityRule:
-    """At most ``max_attempts`` new payment attempts per customer, and per source address, in
-    any ``window_seconds``; the next is blocked until the oldest leaves the window.
+    """At most ``max_attempts`` new payment attempts per customer, and per public source
+    address, in any ``window_seconds``; the next is blocked until the oldest leaves the window.
 
     Exact under concurrency: advisory transaction locks on the customer and on the address
     (always in that order, so two attempts cannot deadlock) serialise the count of stored
@@ -202,6 +223,11 @@ class VelocityRule:
         if self.config.per_source_address:
             if address is None:
                 inputs["source_address"] = "skipped: no usable source address"
+            elif _shared_address(address):
+                # A loopback or private address is not a customer's: it is this host, or a proxy
+                # whose clients TRUSTED_PROXY_COUNT does not see through. Counting every
+                # customer behind it as one would block them all; the per-customer limit holds.
+                inputs["source_address"] = f"skipped: {address} is a loopback or private-network address"
             else:
                 scopes.append(("source_address", f"fraud.velocity:address:{address}", {"source_ip": address}))
         for _, key, _ in scopes:  # customer first, then the address: one fixed order

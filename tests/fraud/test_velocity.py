@@ -105,3 +105,19 @@ def test_no_usable_source_address_is_stated_and_the_customer_limit_still_counts(
     assert stored.source_ip is None
     assert velocity["inputs"]["source_address"] == "skipped: no usable source address"
     assert velocity["inputs"]["customer_attempts_in_window"] == 0
+
+
+@pytest.mark.parametrize("shared", ["127.0.0.1", "10.0.0.5", "192.168.1.10", "::1", "fd00::1"])
+def test_a_loopback_or_private_address_is_not_counted_as_one_customers(
+    system_principal: SystemPrincipal, shared: str
+) -> None:
+    """Behind such an address stand many customers (this host, or a proxy not seen through):
+    counting them as one would block them all. The per-customer limit still holds."""
+    assessor = assessor_at(Clock())
+    customers = [make_customer() for _ in range(4)]
+    results = [assessor.before_start(start_context(make_invoice(c), source_ip=shared)) for c in customers]
+
+    assert [result.decision for result in results] == [Decision.ALLOW] * 4
+    stored = Assessment.objects.get(id=results[3].assessment_id)
+    velocity = next(result for result in stored.results if result["rule"] == "velocity")
+    assert velocity["inputs"]["source_address"] == f"skipped: {shared} is a loopback or private-network address"
