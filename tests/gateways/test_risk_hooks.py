@@ -23,6 +23,7 @@ from gateways.risk import (
 from gateways.services import payment_attempt_start, payment_settle
 from invoices.models import Invoice
 from paymenter import rls
+from paymenter import settings as project_settings
 from paymenter.models import OutboxMessage
 from paymenter.money import Money
 from paymenter.principals import SystemPrincipal
@@ -50,8 +51,20 @@ BLOCK_ALL = _Decides(RiskDecision.BLOCK)
 REVIEW_ALL = _Decides(RiskDecision.REVIEW)
 
 
-def test_the_default_assessor_allows() -> None:
-    assert risk_assessor() is ALLOW_ALL
+def test_production_runs_the_fraud_rules_and_other_tests_allow_all() -> None:
+    """The project's default is the fraud engine; tests not marked ``fraud_rules`` run with
+    ALLOW_ALL (tests/conftest.py), whose answers arrive normalized like any assessor's."""
+    context = PaymentStartContext(
+        invoice_id=uuid.uuid4(),
+        customer_id=uuid.uuid4(),
+        gateway=GatewayCode.STRIPE,
+        amount=Money(100, "AUD"),
+        source_ip="",
+    )
+
+    assert project_settings.PAYMENT_RISK_ASSESSOR == "fraud.engine.ASSESSOR"
+    assert risk_assessor().before_start(context) == RiskAssessment(RiskDecision.ALLOW)
+    assert ALLOW_ALL.before_start(context) == RiskAssessment(RiskDecision.ALLOW)
 
 
 def test_a_block_before_start_creates_no_attempt_and_names_no_rule(settings: Any) -> None:
