@@ -198,15 +198,17 @@ def _refund_reserve(
                 raise InvalidRefundError(
                     field="amount", message=f"The payment is in {payment.currency}, not {amount.currency}."
                 )
-            if payment.status == PaymentStatus.APPLIED and invoice.status not in REFUNDABLE:
-                raise RefundNotAllowedError(
-                    f"An invoice that is {invoice.status} cannot be refunded: only a fully paid one can."
-                )
+            # the amount first: a payment refunded in full (its invoice now ``refunded``) answers
+            # "nothing left", whichever of two concurrent clicks got the lock second
             refundable = payment_refundable_minor(payment)
             if whole_remainder and 0 < refundable < amount.minor:
                 amount = Money(refundable, amount.currency)
             if amount.minor > refundable:
                 raise RefundExceedsRefundableError(requested=amount, refundable=Money(refundable, payment.currency))
+            if payment.status == PaymentStatus.APPLIED and invoice.status not in REFUNDABLE:
+                raise RefundNotAllowedError(
+                    f"An invoice that is {invoice.status} cannot be refunded: only a fully paid one can."
+                )
             refund = Refund.objects.create(
                 invoice=invoice,
                 customer_id=invoice.customer_id,

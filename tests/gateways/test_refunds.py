@@ -198,6 +198,19 @@ def test_more_than_is_left_after_earlier_refunds_is_refused() -> None:
     assert (_counts(), _state(invoice)) == before
 
 
+def test_a_payment_refunded_in_full_has_nothing_left_whatever_its_invoice_now_says() -> None:
+    """The second of two clicks, arriving after the first finished (the invoice is now
+    ``refunded``), gets the same answer as one arriving while it was pending."""
+    invoice, payment = _paid()
+    _refund(payment, TOTAL)
+    before = (_counts(), _state(invoice))
+
+    with pytest.raises(RefundExceedsRefundableError, match=r"at most AUD 0\.00"):
+        _refund(payment, TOTAL)
+
+    assert (_counts(), _state(invoice)) == before
+
+
 def test_a_partly_paid_invoice_is_not_refunded() -> None:
     invoice = make_invoice(make_customer())
     payment = pay_invoice(invoice, 1000)
