@@ -21,6 +21,9 @@ import pytest
 from cryptography import x509
 from django.test import Client
 from django_redis import get_redis_connection
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pytest_django.fixtures import Settings
 
 from audit.models import AuditEvent
@@ -472,3 +475,49 @@ def test_other_event_types_are_stored_and_ignored() -> None:
         json.dumps(samples.load("checkout_order_approved", event_type="CHECKOUT.ORDER.COMPLETED")).encode()
     )
     assert event.kind is GatewayEventKind.IGNORED
+
+
+_HEADERS = (
+    "PAYPAL-TRANSMISSION-ID",
+    "PAYPAL-TRANSMISSION-TIME",
+    "PAYPAL-TRANSMISSION-SIG",
+    "PAYPAL-CERT-URL",
+    "PAYPAL-AUTH-ALGO",
+)
+_header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120)
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(st.binary(max_size=2048), st.text(max_size=2048).map(str.encode)),
+    headers=st.dictionaries(
+        st.sampled_from(_HEADERS), st.one_of(_header_text, st.just("SHA256withRSA")), max_size=len(_HEADERS)
+    ),
+)
+def test_arbitrary_bodies_and_headers_never_produce_a_server_error(
+    paypal_certificate: PaypalPKI, body: bytes, headers: dict[str, str]
+) -> None:
+    """Anything an attacker sends is refused (400, or 429 past the refusal limit) or, for a
+    paypal.com certificate we cannot fetch, 503; never a 500, never a stored row."""
+    response = _post(body, headers)
+    assert response.status_code in (400, 429, 503)
+    assert _written()["inbox"] == 0
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_arbitrary_json_correctly_signed_never_produces_a_server_error(
+    paypal_certificate: PaypalPKI, payload: Any
+) -> None:
+    body = json.dumps(payload).encode()
+    headers = signed_headers(
+        body, webhook_id=WEBHOOK_ID, private_key_pem=paypal_certificate.key_pem, cert_url=paypal_certificate.cert_url
+    )
+    response = _post(body, headers)
+    assert response.status_code in (200, 400, 429)
