@@ -23,7 +23,6 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 
-from audit.unit_of_work import unit_of_work
 from gateways import bank_transfer_admin as _bank_admin  # noqa: F401 - registers the bank admin
 from gateways.models import (
     DailySummary,
@@ -37,6 +36,7 @@ from gateways.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
+from gateways.selectors import payment_refundable
 from gateways.services import (
     payment_held_resolve,
     payment_review_approve,
@@ -44,7 +44,6 @@ from gateways.services import (
     refund_request,
     webhook_event_reprocess,
 )
-from gateways.services.refunds import payment_refundable_minor
 from paymenter.errors import PaymenterError
 from paymenter.money import Money, MoneyError
 from paymenter.principals import staff_principal
@@ -244,11 +243,10 @@ def _payment_refund_view(model_admin: PaymentAdmin, request: HttpRequest, object
     if not request.user.has_perm("invoices.process_refund"):
         raise PermissionDenied
     principal = staff_principal(request)
-    with unit_of_work(principal):
-        payment = Payment.objects.select_related("invoice").filter(pk=object_id).first()
-        if payment is None:
-            raise PermissionDenied
-        refundable = Money(payment_refundable_minor(payment), payment.currency)
+    found = payment_refundable(principal=principal, payment_id=object_id)
+    if found is None:
+        raise PermissionDenied
+    payment, refundable = found
     form = RefundForm(request.POST or None, currency=payment.currency)
     if request.method == "POST" and form.is_valid():
         try:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from gateways.models import Payment, PaymentAttempt, PaymentStatus, Refund
+from django.db.models import Sum
+
+from gateways.models import Payment, PaymentAttempt, PaymentStatus, Refund, RefundStatus
 from invoices.errors import InvoiceNotFoundError
 from invoices.models import Invoice
 from invoices.selectors import invoice_get_for_portal
 from paymenter import rls
+from paymenter.money import Money
 from paymenter.principals import CustomerPrincipal, Principal
 
 
@@ -37,3 +40,27 @@ def payment_get_for_portal(*, principal: CustomerPrincipal, payment_id: uuid.UUI
     if payment is None:
         raise InvoiceNotFoundError()
     return payment, invoice_get_for_portal(principal=principal, invoice_id=payment.invoice_id)
+
+
+REFUND_RESERVING = (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+
+
+def payment_refundable_minor(payment: Payment) -> int:
+    """What may still be refunded of ``payment``: what it took less every refund that has
+    not failed (pending refunds are reservations). The refund service calls it with the
+    invoice locked, so the answer holds until its commit."""
+    reserved = Refund.objects.filter(payment_id=payment.id, status__in=REFUND_RESERVING).aggregate(
+        total=Sum("amount_minor")
+    )
+    return payment.amount_minor - int(reserved["total"] or 0)
+
+
+def payment_refundable(*, principal: Principal, payment_id: uuid.UUID | str) -> tuple[Payment, Money] | None:
+    """A payment (with its invoice) as ``principal`` may see it, and what is left to refund of
+    it; ``None`` when there is no such payment. The refund service checks it again under the
+    invoice's lock: this is what the staff's Refund page shows."""
+    with rls.acting_as(principal):
+        payment = Payment.objects.select_related("invoice").filter(pk=payment_id).first()
+        if payment is None:
+            return None
+        return payment, Money(payment_refundable_minor(payment), payment.currency)

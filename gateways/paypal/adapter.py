@@ -33,7 +33,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,7 +66,7 @@ from gateways.base import (
 )
 from gateways.paypal.client import PaypalRequestError, paypal_call, paypal_request
 from gateways.paypal.webhooks import linked_id, paypal_event_parse, paypal_id, paypal_webhook_verify
-from paymenter.money import CURRENCY_EXPONENTS, MAX_MINOR, Money, UnknownCurrencyError, normalize_currency
+from paymenter.money import CURRENCY_EXPONENTS, Money, MoneyError, UnknownCurrencyError, normalize_currency
 
 # Order.status -> ours, before any capture exists.
 _ORDER_STATUS: Mapping[str, GatewayPaymentStatus] = {
@@ -141,12 +140,9 @@ def money_from_paypal(amount: object) -> Money:
     if not isinstance(value, str) or not _PAYPAL_VALUE.fullmatch(value):
         raise GatewayRequestError(f"paypal: malformed amount {value!r}")
     try:
-        minor = Decimal(value).scaleb(CURRENCY_EXPONENTS[currency])
-    except InvalidOperation:
-        raise GatewayRequestError(f"paypal: malformed amount {value!r}") from None
-    if minor != minor.to_integral_value() or minor > MAX_MINOR:
-        raise GatewayRequestError(f"paypal: {value} {currency} is not a whole number of minor units")
-    return Money(int(minor), currency)
+        return Money.parse(value, currency)  # exact: more decimals than the currency has is refused
+    except MoneyError:
+        raise GatewayRequestError(f"paypal: {value} {currency} is not a whole number of minor units") from None
 
 
 def _uuid(value: object) -> uuid.UUID | None:

@@ -37,7 +37,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Sum
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -55,6 +54,7 @@ from gateways.errors import (
 )
 from gateways.models import Payment, PaymentStatus, Refund, RefundOrigin, RefundStatus
 from gateways.registry import gateway_for
+from gateways.selectors import payment_refundable_minor
 from invoices.errors import InvoiceChecksumMismatchError
 from invoices.models import Invoice
 from invoices.selectors import invoice_get_for_update
@@ -67,7 +67,6 @@ logger = logging.getLogger(__name__)
 
 RETRY_PRINCIPAL = SystemPrincipal(label="worker:refund_retry")
 RETRY_AFTER_SECONDS = 60
-RESERVING = (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -91,13 +90,6 @@ def refund_summary(refund: Refund) -> dict[str, Any]:
         "status": refund.status,
         "origin": refund.origin,
     }
-
-
-def payment_refundable_minor(payment: Payment) -> int:
-    """What may still be refunded of ``payment``: what it took less every refund that has
-    not failed (pending refunds are reservations). Call with the invoice locked."""
-    reserved = Refund.objects.filter(payment_id=payment.id, status__in=RESERVING).aggregate(total=Sum("amount_minor"))
-    return payment.amount_minor - int(reserved["total"] or 0)
 
 
 def _audit(*, action: AuditAction, principal: Principal, refund: Refund, invoice: Invoice, **extra: Any) -> None:

@@ -167,3 +167,20 @@ def test_rounding_refuses_a_float(value: float) -> None:
 def test_rounding_refuses_anything_but_a_decimal(value: object) -> None:
     with pytest.raises(TypeError):
         round_half_up(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [("12.50", "AUD", 1250), ("0.05", "AUD", 5), ("7", "AUD", 700), (" 1234 ", "JPY", 1234), ("1.5", "USD", 150)],
+)
+def test_amounts_people_write_parse_exactly(text: str, currency: str, minor: int) -> None:
+    assert Money.parse(text, currency) == Money(minor, currency)
+
+
+@pytest.mark.parametrize(
+    ("text", "currency"),
+    [("1.005", "AUD"), ("1.5", "JPY"), ("-1", "AUD"), ("1e3", "AUD"), ("1,000", "AUD"), ("", "AUD"), ("١٢", "AUD")],
+)
+def test_an_amount_that_is_not_exact_in_minor_units_is_refused_never_rounded(text: str, currency: str) -> None:
+    with pytest.raises(MoneyError):
+        Money.parse(text, currency)
