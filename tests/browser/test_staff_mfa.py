@@ -2,10 +2,11 @@
 (allauth's page), then to set up TOTP (after confirming the password); the code from the
 secret shown activates it; logging in again asks for a code, and the admin opens. The TOTP
 clock is pinned (the live server runs in this process), one moment per code so none is reused.
-Screenshots go to the test's folder and to docs/img/ (login.png, mfa-setup.png)."""
+Screenshots go to the test's folder, and with SAVE_DOCS_SCREENSHOTS=1 to docs/img/ (login.png, mfa-setup.png)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import types
 import uuid
@@ -40,9 +41,12 @@ def submit(page: Page, field: str, value: str) -> None:
 
 
 def shot(page: Page, tmp_path: Path, name: str) -> None:
+    """Into the test's folder; into docs/img/ only with ``SAVE_DOCS_SCREENSHOTS=1`` (a run must
+    not rewrite committed files)."""
     page.screenshot(path=str(tmp_path / name), full_page=True)
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(tmp_path / name, DOCS_IMG / name)
+    if os.environ.get("SAVE_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / name, DOCS_IMG / name)
 
 
 def test_staff_are_forced_through_totp_setup_then_log_in_with_a_code(
