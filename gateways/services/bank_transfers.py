@@ -71,6 +71,7 @@ from gateways.models import (
 from gateways.services.ledger import Settlement, payment_receive
 from invoices.errors import InvoiceChecksumMismatchError
 from invoices.models import Invoice
+from paymenter.card_numbers import card_numbers_refuse
 from paymenter.money import Money
 from paymenter.principals import Principal
 
@@ -220,6 +221,7 @@ def bank_transfer_record(
     records the payment (applied, partial, or held for staff) and this records the
     transfer and audits who recorded it.
     """
+    card_numbers_refuse({"bank_reference": bank_reference})
     bank_reference = " ".join(bank_reference.split())
     if not bank_reference or len(bank_reference) > BANK_REFERENCE_MAX_LENGTH:
         raise BankTransferInvalidError(
@@ -500,6 +502,7 @@ def bank_statement_line_ignore(
     transfer between our own accounts) or that were the transfer already recorded
     (``duplicate``). Audited per line; lines no longer waiting are left alone. Returns how
     many changed."""
+    card_numbers_refuse({"reason": reason})
     reason = " ".join(reason.split())[:500] or "ignored by staff"
     with unit_of_work(principal):
         lines = list(

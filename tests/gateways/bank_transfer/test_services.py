@@ -29,6 +29,7 @@ from gateways.services.bank_transfers import (
 )
 from invoices.models import Invoice
 from paymenter import rls
+from paymenter.card_numbers import CardNumberNotAllowedError
 from paymenter.errors import PaymenterError
 from paymenter.models import OutboxMessage
 from paymenter.money import Money
@@ -204,6 +205,16 @@ def test_a_transfer_without_a_bank_reference_is_refused(billing: User, field: st
 
     with pytest.raises(BankTransferInvalidError):
         _record(billing, invoice, 1000, **{field: value})
+
+    assert side_effects() == before
+
+
+def test_a_card_number_typed_as_the_bank_reference_is_refused_and_nothing_is_written(billing: User) -> None:
+    invoice = _invoice()
+    before = side_effects()
+
+    with pytest.raises(CardNumberNotAllowedError):
+        _record(billing, invoice, 1000, bank_reference="card 4111 1111 1111 1111")
 
     assert side_effects() == before
 
@@ -429,6 +440,12 @@ def test_a_duplicate_line_staff_confirm_was_recorded_is_ignored_and_audited(bill
     assert invoice_now(b).amount_paid_minor == 5500
     before = side_effects()
     assert bank_statement_line_ignore(principal=principal_of(billing), line_ids=[duplicate.pk], user_id=billing.pk) == 0
+    assert side_effects() == before
+    waiting = _line(statement_id, "mistyped")
+    with pytest.raises(CardNumberNotAllowedError):  # a card number typed as the reason is never stored
+        bank_statement_line_ignore(
+            principal=principal_of(billing), line_ids=[waiting.pk], user_id=billing.pk, reason="4111111111111111"
+        )
     assert side_effects() == before
 
 
