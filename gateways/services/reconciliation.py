@@ -7,8 +7,8 @@ and a customer who returns before the webhook sees the truth.
 A payment the customer approved but the gateway has not taken yet (PayPal: an ``APPROVED``
 order, ``GatewayPayment.capturable``) is captured here, server-side, by whichever path sees
 it first - the return page, the ``CHECKOUT.ORDER.APPROVED`` webhook or this job - and only
-when the approved amount and currency are exactly what our attempt asked for and the
-invoice still owes at least that (:func:`payment_report_settle`). Capture is idempotent at
+when the approved amount and currency are exactly what our attempt asked for, the
+invoice still owes at least that and its checksum verifies (:func:`payment_report_settle`). Capture is idempotent at
 the gateway (the attempt's id is the request id), so two paths capturing at once take the
 money once.
 
@@ -32,6 +32,7 @@ from gateways.registry import gateway_for
 from gateways.services.ledger import PAYABLE, PaymentInvoiceMismatchError, Settlement, payment_settle
 from gateways.services.refunds import refunds_pending_retry
 from invoices.models import Invoice
+from invoices.services import invoice_checksum_verify
 from paymenter.errors import PaymenterError
 from paymenter.principals import Principal, SystemPrincipal
 
@@ -66,8 +67,9 @@ def payment_report_settle(*, principal: Principal, reported: GatewayPayment, rec
     return payment_settle(principal=principal, reported=reported, recorded_by=recorded_by)
 
 
-def _capture_refusal(attempt: PaymentAttempt | None, reported: GatewayPayment) -> str:
-    """Why an approved payment must not be captured ("" when it may)."""
+def _capture_refusal(*, principal: Principal, attempt: PaymentAttempt | None, reported: GatewayPayment) -> str:
+    """Why an approved payment must not be captured ("" when it may). An invoice whose
+    checksum fails takes no money: the mismatch is recorded and alerted, nothing captured."""
     if attempt is None:
         return "no attempt of ours"
     if attempt.status != AttemptStatus.OPEN:
@@ -77,6 +79,8 @@ def _capture_refusal(attempt: PaymentAttempt | None, reported: GatewayPayment) -
     invoice = Invoice.objects.filter(pk=attempt.invoice_id).first()
     if invoice is None or invoice.status not in PAYABLE or invoice.amount_due_minor < attempt.amount_minor:
         return "invoice_not_payable"
+    if not invoice_checksum_verify(principal=principal, invoice=invoice, attempted="capture"):
+        return "invoice_checksum_mismatch"
     return ""
 
 
@@ -85,7 +89,11 @@ def _capture(*, principal: Principal, reported: GatewayPayment) -> GatewayPaymen
         attempt = PaymentAttempt.objects.filter(
             gateway=reported.gateway, gateway_session_id=reported.session_id
         ).first()
-        refusal = _capture_refusal(attempt, reported) if reported.session_id else "no session"
+        refusal = (
+            _capture_refusal(principal=principal, attempt=attempt, reported=reported)
+            if reported.session_id
+            else "no session"
+        )
         if refusal and attempt is not None and attempt.status == AttemptStatus.OPEN:
             logger.error("%s session %s approved but not captured: %s", reported.gateway, reported.session_id, refusal)
             PaymentAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.OPEN).update(

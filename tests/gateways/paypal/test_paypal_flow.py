@@ -6,6 +6,7 @@ by signed webhooks and are recorded after the fetch-back."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,7 +17,7 @@ from devtools.paypal_peer.harness import PaypalPeer
 from gateways.base import GatewayPaymentStatus
 from gateways.models import Dispute, Payment, PaymentAttempt, Refund, WebhookEvent
 from gateways.services import payment_attempt_confirm, payment_attempt_start, refund_request, webhook_event_process
-from invoices.models import CreditNote, Invoice
+from invoices.models import CreditNote, Invoice, InvoiceChecksumMismatch
 from paymenter import rls
 from paymenter.money import Money
 from paymenter.principals import StaffPrincipal, SystemPrincipal
@@ -193,3 +194,21 @@ def test_billing_staff_refund_a_paypal_payment_through_paypal_and_its_webhook_ch
     assert (stored.status, stored.amount_refunded_minor) == ("refunded", invoice.total_minor)
     assert refunds == [(refund.gateway_refund_id, "succeeded")]  # the webhook found our own refund
     assert notes == [(invoice.total_minor, invoice.tax_minor)]
+
+
+def test_an_approved_order_of_a_tampered_invoice_is_never_captured(peer: PaypalPeer, settings: Any) -> None:
+    """An invoice whose checksum fails takes no money: the approval is left uncaptured."""
+    invoice = make_invoice(make_customer())
+    attempt = _start(invoice)
+    peer.approve(attempt.gateway_session_id)
+    settings.INVOICE_CHECKSUM_KEYS = "dev1:" + base64.b64encode(b"an-attacker-does-not-have-the-key!!").decode()
+
+    settlement = payment_attempt_confirm(principal=ACTOR, attempt=_attempt(attempt), recorded_by="return")
+
+    assert settlement.status is not GatewayPaymentStatus.SUCCEEDED
+    assert [e for e in peer.events() if e["event_type"].startswith("PAYMENT.CAPTURE")] == []
+    stored = _attempt(attempt)
+    assert (stored.status, stored.failure_reason) == ("failed", "invoice_checksum_mismatch")
+    with rls.acting_as(ACTOR):
+        assert not Payment.objects.filter(invoice=invoice).exists()
+        assert InvoiceChecksumMismatch.objects.filter(invoice=invoice).count() == 1
