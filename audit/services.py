@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from audit import chain
@@ -22,6 +24,11 @@ ANONYMOUS_ACTOR = "anonymous"
 REQUEST_ID_MAX_LENGTH = 128
 HMAC_KEYS_SETTING = "AUDIT_HMAC_KEYS"
 
+
+_HEAD_TABLE = AuditChainHead._meta.db_table
+# raw SQL on the hot path: one compiled statement less per unit of work
+_LOCK_HEAD_SQL = f"SELECT last_sequence, last_hash FROM {_HEAD_TABLE} WHERE id = %s FOR NO KEY UPDATE"  # noqa: S608
+_MOVE_HEAD_SQL = f"UPDATE {_HEAD_TABLE} SET last_sequence = %s, last_hash = %s WHERE id = %s"  # noqa: S608 - constant
 
 # Events waiting for the end of the innermost open ``audit_deferred`` block, if any.
 _pending: contextvars.ContextVar[list[AuditEvent] | None] = contextvars.ContextVar(
@@ -103,18 +110,21 @@ def audit_deferred() -> Iterator[None]:
 
 
 def _append_to_chain(events: list[AuditEvent]) -> None:
-    """Link and sign ``events`` after the current head, insert them, move the head.
+    """Link and sign ``events`` after the current head, insert them and move the head.
 
     Locks the single chain-head row (``SELECT ... FOR UPDATE``) until the transaction
-    ends, so concurrent writers form one gap-free linear chain.
+    ends, so concurrent writers form one gap-free linear chain. Two round trips whatever
+    the number of events: the lock, then one statement that inserts them all and moves the
+    head to the last (the head's trigger lets it only advance, migration ``audit.0004``).
     """
     ring = keyring.from_settings(HMAC_KEYS_SETTING)
-    try:
-        head = AuditChainHead.objects.select_for_update(no_key=True).get(pk=CHAIN_HEAD_ID)
-    except AuditChainHead.DoesNotExist as exc:
-        raise AuditChainHeadMissingError() from exc
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_LOCK_HEAD_SQL, [CHAIN_HEAD_ID])
+        head = cursor.fetchone()
+    if head is None:
+        raise AuditChainHeadMissingError()
     occurred_at = timezone.now()  # taken under the lock: non-decreasing along the chain
-    sequence, prev_hash = head.last_sequence, head.last_hash
+    sequence, prev_hash = int(head[0]), str(head[1])
     for event in events:
         sequence += 1
         event.sequence = sequence
@@ -123,14 +133,19 @@ def _append_to_chain(events: list[AuditEvent]) -> None:
         event.key_id = ring.primary_id
         event.hmac = chain.compute_hmac(chain_fields_of(event), key=ring.primary)
         prev_hash = event.hmac
-    if len(events) == 1:
-        events[0].save(force_insert=True)
-    else:
-        AuditEvent.objects.bulk_create(events)
-    for event in events:  # the head's trigger lets it advance one step per UPDATE
-        head.last_sequence = event.sequence
-        head.last_hash = event.hmac
-        head.save(update_fields=["last_sequence", "last_hash"])
+    insert = InsertQuery(AuditEvent)
+    insert.insert_values(AuditEvent._meta.concrete_fields, list[Model](events))
+    ((insert_sql, insert_params),) = insert.get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            f"WITH appended AS ({insert_sql}) {_MOVE_HEAD_SQL}",
+            [*insert_params, sequence, prev_hash, CHAIN_HEAD_ID],
+        )
+        if cursor.rowcount != 1:  # the locked row cannot vanish (its trigger refuses DELETE)
+            raise AuditChainHeadMissingError()
+    for event in events:
+        event._state.adding = False  # saved, as bulk_create would leave them
+        event._state.db = DEFAULT_DB_ALIAS
 
 
 def chain_fields_of(event: AuditEvent) -> chain.ChainFields:

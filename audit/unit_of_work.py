@@ -19,7 +19,7 @@ from paymenter.rls import acting_as
 
 
 @contextmanager
-def unit_of_work(principal: Principal) -> Iterator[Principal]:
+def unit_of_work(principal: Principal, *, savepoint: bool = True) -> Iterator[Principal]:
     """An entry-point service's transaction, scoped to ``principal``.
 
     The principal a service is given is the one PostgreSQL enforces, whatever the
@@ -27,6 +27,11 @@ def unit_of_work(principal: Principal) -> Iterator[Principal]:
     transaction that also stores its idempotent response (docs/idempotency.md), so the
     service becomes a savepoint there and both commit or neither does. Its audit events
     are appended to the chain together at its end (``audit.services.audit_deferred``).
+
+    ``savepoint=False`` is for a unit of work that refuses nothing once it is open (it
+    validated and read everything first): nested in a caller's transaction it then costs
+    no SAVEPOINT / RELEASE round trips, and an error inside it rolls back the caller's
+    whole transaction, which is what such an error means anyway.
     """
-    with acting_as(principal), transaction.atomic(), audit_deferred():
+    with acting_as(principal), transaction.atomic(savepoint=savepoint), audit_deferred():
         yield principal

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 
 from billing.errors import CustomerNotFoundError, ProductNotFoundError, ProductNotPricedError, UnknownProductError
-from billing.models import Customer, CustomerMembership, Product, ProductPrice
+from billing.models import Customer, CustomerMembership, Product, ProductPrice, TaxTreatment
 from paymenter import rls
 from paymenter.encryption import blind_index
 from paymenter.principals import CustomerPrincipal, Principal, StaffPrincipal
@@ -95,14 +100,71 @@ def product_get(*, code: str) -> Product:
         raise ProductNotFoundError() from exc
 
 
-def product_price_for(*, code: str, currency: str, field: str = "product_code") -> tuple[Product, int]:
-    """The active product ``code`` and its unit price (minor units, GST-exclusive) in
-    ``currency``. ``field`` names the input field in the errors (``lines.0.product_code``)."""
-    product = Product.objects.filter(code=code, active=True).first()
-    if product is None:
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """An active product as an invoice line needs it, with its unit price (minor units,
+    GST-exclusive) in one currency; ``None`` when it has no price in that currency."""
+
+    code: str
+    description: str
+    tax_treatment: TaxTreatment
+    unit_amount_minor: int | None
+
+
+def _catalogue_rows(*, codes: Collection[str], currency: str) -> QuerySet[Any, Any]:
+    price = (
+        ProductPrice.objects.filter(product=OuterRef("pk"), currency=currency)
+        .order_by()  # unique per (product, currency): no default ordering, so no join to sort by
+        .values("unit_amount_minor")[:1]
+    )
+    return (
+        Product.objects.filter(active=True, code__in=sorted(codes))
+        .annotate(
+            entry=JSONObject(
+                code="code",
+                description="description",
+                tax_treatment="tax_treatment",
+                unit_amount_minor=Subquery(price),
+            )
+        )
+        .values("entry")
+    )
+
+
+def catalogue_entries_expression(*, codes: Collection[str], currency: str) -> ArraySubquery:
+    """The entries of :func:`catalogue_entries` as an expression, to annotate another read
+    with (the catalogue then costs no round trip of its own); parse the annotated value with
+    :func:`catalogue_entries_parse`."""
+    return ArraySubquery(_catalogue_rows(codes=codes, currency=currency))
+
+
+def catalogue_entries_parse(rows: Iterable[Mapping[str, Any]] | None) -> dict[str, CatalogueEntry]:
+    return {
+        str(row["code"]): CatalogueEntry(
+            code=str(row["code"]),
+            description=str(row["description"]),
+            tax_treatment=TaxTreatment(row["tax_treatment"]),
+            unit_amount_minor=int(row["unit_amount_minor"]) if row["unit_amount_minor"] is not None else None,
+        )
+        for row in rows or ()
+    }
+
+
+def catalogue_entries(*, codes: Collection[str], currency: str) -> dict[str, CatalogueEntry]:
+    """The active products among ``codes`` with their price in ``currency``, by code (one
+    query); unknown and retired codes are absent."""
+    return catalogue_entries_parse(row["entry"] for row in _catalogue_rows(codes=codes, currency=currency))
+
+
+def catalogue_price_for(
+    entries: Mapping[str, CatalogueEntry], *, code: str, currency: str, field: str = "product_code"
+) -> CatalogueEntry:
+    """The entry of ``code`` from :func:`catalogue_entries` (or the parsed expression), if it
+    can be invoiced in ``currency``. ``field`` names the input field in the errors
+    (``lines.0.product_code``): 422 ``unknown_product`` or ``product_not_priced_in_currency``."""
+    entry = entries.get(code)
+    if entry is None:
         raise UnknownProductError(code=code, field=field)
-    price = ProductPrice.objects.filter(product=product, currency=currency).values_list("unit_amount_minor", flat=True)
-    amount = price.first()
-    if amount is None:
+    if entry.unit_amount_minor is None:
         raise ProductNotPricedError(code=code, currency=currency, field=field)
-    return product, int(amount)
+    return entry

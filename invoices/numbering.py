@@ -3,7 +3,9 @@
 Invoices (``INVOICE_NUMBER_PREFIX``) and credit notes (``CREDIT_NOTE_NUMBER_PREFIX``) each
 have their own series. The year's counter row is locked for the rest of the issuing
 transaction, so numbers are assigned strictly in commit order and a rolled-back issue gives
-its number back.
+its number back. Because that lock serializes every issue, callers take the number as late
+as they can: after pricing, validation and every read, just before the writes that need it
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -11,8 +13,19 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.db import connection
 
 from invoices.models import InvoiceNumberSequence
+
+_TABLE = InvoiceNumberSequence._meta.db_table
+# One round trip: creates the year's counter at 1, or increments it, and locks the row
+# until the transaction ends either way (a concurrent issuer waits here, then sees the
+# committed value: READ COMMITTED re-checks the conflicting row).
+_NEXT_SQL = (
+    f"INSERT INTO {_TABLE} (prefix, year, last_number) VALUES (%s, %s, 1) "  # noqa: S608 - constant table name
+    f"ON CONFLICT (prefix, year) DO UPDATE SET last_number = {_TABLE}.last_number + 1 "
+    "RETURNING last_number"
+)
 
 
 def format_invoice_number(*, prefix: str, year: int, number: int) -> str:
@@ -31,10 +44,9 @@ def credit_note_number_next(*, issue_date: dt.date) -> str:
 
 def document_number_next(*, prefix: str, issue_date: dt.date) -> str:
     """The next number of ``prefix``'s series in ``issue_date``'s year (row locked to commit)."""
-    InvoiceNumberSequence.objects.bulk_create(
-        [InvoiceNumberSequence(prefix=prefix, year=issue_date.year)], ignore_conflicts=True
-    )
-    sequence = InvoiceNumberSequence.objects.select_for_update().get(prefix=prefix, year=issue_date.year)
-    sequence.last_number += 1
-    sequence.save(update_fields=["last_number"])
-    return format_invoice_number(prefix=prefix, year=issue_date.year, number=sequence.last_number)
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_SQL, [prefix, issue_date.year])
+        row = cursor.fetchone()
+    if row is None:  # RETURNING always yields the row; a guard for the type checker
+        raise RuntimeError("the number counter returned no row")
+    return format_invoice_number(prefix=prefix, year=issue_date.year, number=int(row[0]))

@@ -112,13 +112,24 @@ def _validate_lines(lines: Sequence[InvoiceLineInput], currency: str) -> None:
 
 
 def invoice_price(
-    *, customer: Customer, currency: str, lines: Sequence[InvoiceLineInput], on_date: dt.date
+    *,
+    customer: Customer,
+    currency: str,
+    lines: Sequence[InvoiceLineInput],
+    on_date: dt.date,
+    known_rate: tax.KnownRate | None = None,
 ) -> PricedInvoice:
-    """The full computation without writing anything (used for drafts, issue, preview)."""
+    """The full computation without writing anything (used for drafts, issue, preview).
+
+    ``known_rate``: the GST rate in force on ``on_date``, when the caller read it together
+    with the customer (``o2s.selectors.o2s_invoice_context``); otherwise it is queried."""
     currency = normalize_currency(currency)
     _validate_lines(lines, currency)
     treatment = tax.treatment_for(
-        buyer_country=customer.billing_country, seller_country=settings.SELLER_COUNTRY, on=on_date
+        buyer_country=customer.billing_country,
+        seller_country=settings.SELLER_COUNTRY,
+        on=on_date,
+        known=known_rate,
     )
     gst_free = _gst_free_treatment(buyer_country=customer.billing_country)
     priced: tuple[PricedLine, ...] = ()

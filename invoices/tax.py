@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from invoices.errors import TaxRateMissingError
 from invoices.models import TaxCode, TaxRate
@@ -42,24 +42,48 @@ def tax_code_for(*, buyer_country: str, seller_country: str = "AU") -> TaxCode:
     return TaxCode.GST_FREE_EXPORT
 
 
-def rate_on(*, code: TaxCode, country: str, on: dt.date) -> Decimal:
-    """The rate row in force on ``on``; GST-free treatments are zero-rated."""
-    if code == TaxCode.GST_FREE_EXPORT:
-        return ZERO_RATE
-    row = (
+def rates_in_force(*, code: TaxCode, country: str, on: dt.date) -> QuerySet[TaxRate]:
+    """The rate rows of ``code`` in ``country`` in force on ``on``, the current one first:
+    the one definition of "in force", for :func:`rate_on` and for reads that fetch the
+    rate together with other data (``o2s.selectors.o2s_invoice_context``)."""
+    return (
         TaxRate.objects.filter(code=code, country=country, effective_from__lte=on)
         .filter(Q(effective_to__isnull=True) | Q(effective_to__gt=on))
         .order_by("-effective_from")
-        .first()
     )
-    if row is None:
+
+
+@dataclass(frozen=True)
+class KnownRate:
+    """A rate already read with other data (one round trip instead of two); ``rate`` is
+    ``None`` when no row of ``code`` in ``country`` was in force on ``on``."""
+
+    code: TaxCode
+    country: str
+    on: dt.date
+    rate: Decimal | None
+
+
+def rate_on(*, code: TaxCode, country: str, on: dt.date, known: KnownRate | None = None) -> Decimal:
+    """The rate row in force on ``on``; GST-free treatments are zero-rated. ``known`` is
+    used instead of a query when it answers exactly this question (code, country, day)."""
+    if code == TaxCode.GST_FREE_EXPORT:
+        return ZERO_RATE
+    if known is not None and (known.code, known.country, known.on) == (code, country, on):
+        rate = known.rate
+    else:
+        row = rates_in_force(code=code, country=country, on=on).first()
+        rate = row.rate if row is not None else None
+    if rate is None:
         raise TaxRateMissingError(code=code, country=country)
-    return row.rate
+    return rate
 
 
-def treatment_for(*, buyer_country: str, seller_country: str, on: dt.date) -> TaxTreatment:
+def treatment_for(
+    *, buyer_country: str, seller_country: str, on: dt.date, known: KnownRate | None = None
+) -> TaxTreatment:
     code = tax_code_for(buyer_country=buyer_country, seller_country=seller_country)
-    return TaxTreatment(code=code, rate=rate_on(code=code, country=seller_country, on=on))
+    return TaxTreatment(code=code, rate=rate_on(code=code, country=seller_country, on=on, known=known))
 
 
 def line_amounts(*, quantity: int, unit_amount_minor: int, rate: Decimal) -> LineAmounts:

@@ -16,7 +16,9 @@ cannot start until the first has committed (then it replays).
 Only 2xx responses are stored. A refusal (``PaymenterError``) stores nothing, so a retry
 with the same key runs again. The transaction then ends the way the handler's services
 left it: their own savepoints already undid their writes, and what they deliberately kept
-(the audit record of a checksum mismatch) is committed rather than silently rolled back.
+(the audit record of a checksum mismatch) is committed rather than silently rolled back. A
+service whose unit of work opens no savepoint refuses before it writes anything; an error
+inside it marks the whole transaction for rollback.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -56,6 +58,7 @@ MIN_RETENTION = dt.timedelta(hours=24)
 PURGE_BATCH_SIZE = 1000
 # Printable ASCII; no leading/trailing space (proxies strip it, so it could not round-trip).
 _KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE o2s_idempotency_claim raises for a key in use
 _LOCK_NAMESPACE = "paymenter.idempotency"  # unchanged since the module moved: the lock key O2S requests share
 PURGE_PRINCIPAL = SystemPrincipal(label="worker:idempotency-purge")
 
@@ -119,9 +122,8 @@ def run_idempotently(*, request: Request, api_key_id: Any, handler: Handler) -> 
             response_status=response.status_code,
             response_body=_json_body(response),
         )
-        try:
-            with transaction.atomic():
-                record.save(force_insert=True)
+        try:  # no savepoint: a failed INSERT ends the request's transaction, which then rolls back
+            record.save(force_insert=True)
         except IntegrityError as exc:  # the lock makes this unreachable; the constraint is the backstop
             raise IdempotencyKeyInUseError() from exc
 
@@ -169,20 +171,24 @@ def _run_in_transaction(
 def _lock_and_replay(*, api_key_id: Any, key: str, fingerprint: str) -> Response | None:
     """Take the key's lock (or 409); answer from a live record (replay or 422), else ``None``.
 
-    Under READ COMMITTED the SELECT after the lock sees a record the previous holder
-    committed, so a duplicate that waited for the lock replays.
+    One round trip (``o2s_idempotency_claim``, migration ``o2s.0003``): the lookup runs
+    after the lock is granted with a fresh snapshot, so a duplicate that waited for the
+    first request's commit sees its record and replays.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
-            [f"{_LOCK_NAMESPACE}:{api_key_id}:{key}"],
+    try:
+        claimed = list(
+            IdempotencyRecord.objects.raw(
+                "SELECT * FROM o2s_idempotency_claim(%s, %s, %s)",
+                [f"{_LOCK_NAMESPACE}:{api_key_id}:{key}", api_key_id, key],
+            )
         )
-        (acquired,) = cursor.fetchone() or (False,)
-    if not acquired:
-        raise IdempotencyKeyInUseError()
-    record = IdempotencyRecord.objects.filter(api_key_id=api_key_id, key=key).first()
-    if record is None:
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise IdempotencyKeyInUseError() from exc
+        raise
+    if not claimed:
         return None
+    (record,) = claimed
     if record.created_at < timezone.now() - retention():
         record.delete()  # forgotten but not yet purged: the key is free again
         return None

@@ -16,15 +16,25 @@ import ipaddress
 import logging
 import re
 import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import JSONField, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 
-from billing.errors import CustomerNotFoundError
 from billing.models import ApiKey, Customer
-from billing.selectors import customer_get, customer_get_by_external_id
+from billing.selectors import (
+    CatalogueEntry,
+    catalogue_entries_expression,
+    catalogue_entries_parse,
+    customers_for_principal,
+)
+from invoices import tax
 from invoices.errors import InvoiceNotFoundError
-from invoices.models import Invoice, InvoiceStatus
+from invoices.models import Invoice, InvoiceStatus, TaxCode
+from invoices.pricing import seller_today
 from invoices.selectors import invoices_for_principal
 from o2s.errors import (
     ApiKeyNotFoundError,
@@ -146,17 +156,58 @@ def api_key_check_network(api_key: ApiKey, ip: str) -> bool:
     return False
 
 
-def o2s_customer_resolve(
-    *, principal: ApiKeyPrincipal, customer_id: uuid.UUID | None, customer_external_id: str | None
-) -> Customer:
+@dataclass(frozen=True)
+class O2SInvoiceContext:
+    """What pricing an O2S invoice reads, read in one round trip: the customer, the
+    catalogue entries its lines name (in the invoice currency) and the GST rate in force
+    today (``invoices.tax.KnownRate``)."""
+
+    customer: Customer
+    catalogue: Mapping[str, CatalogueEntry]
+    known_rate: tax.KnownRate
+
+
+def o2s_invoice_context(
+    *,
+    principal: ApiKeyPrincipal,
+    customer_id: uuid.UUID | None,
+    customer_external_id: str | None,
+    currency: str,
+    product_codes: Collection[str],
+) -> O2SInvoiceContext:
+    """The customer O2S names (by our id or its external id; 422 ``unknown_customer`` if
+    the key cannot see it), annotated with the catalogue and the GST rate: one query
+    instead of four. Runs in the caller's RLS scope."""
+    on = seller_today()
+    gst = tax.rates_in_force(code=TaxCode.GST, country=settings.SELLER_COUNTRY, on=on)
+    queryset = customers_for_principal(principal=principal).annotate(
+        o2s_gst_rate=Subquery(gst.values("rate")[:1]),
+        o2s_catalogue=(
+            catalogue_entries_expression(codes=product_codes, currency=currency)
+            if product_codes
+            else Value(None, output_field=JSONField())
+        ),
+    )
+    field = "customer" if customer_id is not None else "customer_external_id"
     try:
         if customer_id is not None:
-            return customer_get(principal=principal, customer_id=customer_id)
-        if customer_external_id is not None:
-            return customer_get_by_external_id(principal=principal, external_id=customer_external_id)
-    except CustomerNotFoundError as exc:
-        raise UnknownCustomerError(field="customer" if customer_id is not None else "customer_external_id") from exc
-    raise UnknownCustomerError(field="customer")
+            customer = queryset.get(id=customer_id)
+        elif customer_external_id is not None:
+            customer = queryset.get(external_id=customer_external_id)
+        else:
+            raise UnknownCustomerError(field="customer")
+    except (Customer.DoesNotExist, ValueError, ValidationError) as exc:  # a malformed id is not found either
+        raise UnknownCustomerError(field=field) from exc
+    return O2SInvoiceContext(
+        customer=customer,
+        catalogue=catalogue_entries_parse(customer.o2s_catalogue),
+        known_rate=tax.KnownRate(
+            code=TaxCode.GST,
+            country=settings.SELLER_COUNTRY,
+            on=on,
+            rate=customer.o2s_gst_rate,
+        ),
+    )
 
 
 def o2s_invoices_list(

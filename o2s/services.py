@@ -28,11 +28,11 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import audit_record
 from audit.unit_of_work import unit_of_work
-from billing.models import ApiKey, TaxTreatment
-from billing.selectors import product_price_for
+from billing.models import ApiKey
+from billing.selectors import catalogue_price_for
 from invoices.models import Invoice
-from invoices.pricing import InvoiceLineInput
-from invoices.services import InvoicePreview, invoice_create, invoice_preview
+from invoices.pricing import InvoiceLineInput, invoice_price
+from invoices.services import InvoicePreview, invoice_create_priced, invoice_preview
 from invoices.services.auditing import invoice_audit_record
 from o2s.errors import (
     ApiKeyNotFoundError,
@@ -43,9 +43,10 @@ from o2s.selectors import (
     KEY_PREFIX,
     LOOKUP_ID_LENGTH,
     SECRET_BYTES,
+    O2SInvoiceContext,
     api_key_hash,
     api_key_lookup_filter,
-    o2s_customer_resolve,
+    o2s_invoice_context,
 )
 from paymenter import rls
 from paymenter.money import normalize_currency
@@ -226,11 +227,25 @@ class O2SLine:
         return self.product_code is None
 
 
-def _line_inputs(
-    *, principal: ApiKeyPrincipal, lines: Sequence[O2SLine], currency: str
-) -> tuple[list[InvoiceLineInput], list[int]]:
-    """Price product lines from the catalogue; returns the inputs and the indexes of
-    custom lines. Refuses custom lines unless the key may send them."""
+def _priced_inputs(
+    *,
+    principal: ApiKeyPrincipal,
+    currency: str,
+    lines: Sequence[O2SLine],
+    customer_id: uuid.UUID | None,
+    customer_external_id: str | None,
+) -> tuple[O2SInvoiceContext, list[InvoiceLineInput], list[int]]:
+    """The customer, the line inputs priced from the catalogue, and the indexes of custom
+    lines; every refusal of an O2S invoice but the pricing's own happens here, before any
+    write. Refuses custom lines unless the key may send them. One query
+    (``o2s_invoice_context``); runs in the caller's scope."""
+    context = o2s_invoice_context(
+        principal=principal,
+        customer_id=customer_id,
+        customer_external_id=customer_external_id,
+        currency=currency,
+        product_codes={line.product_code for line in lines if line.product_code is not None},
+    )
     custom = [index for index, line in enumerate(lines) if line.is_custom]
     if custom and not principal.can_invoice_custom_lines:
         raise CustomLinesNotPermittedError(positions=custom)
@@ -247,21 +262,21 @@ def _line_inputs(
                 )
             )
             continue
-        product, unit_amount = product_price_for(
-            code=line.product_code, currency=currency, field=f"lines.{index}.product_code"
+        entry = catalogue_price_for(
+            context.catalogue, code=line.product_code, currency=currency, field=f"lines.{index}.product_code"
         )
         inputs.append(
             InvoiceLineInput(
-                description=line.description or product.description,
+                description=line.description or entry.description,
                 quantity=line.quantity,
-                unit_amount_minor=unit_amount,
+                unit_amount_minor=entry.unit_amount_minor if entry.unit_amount_minor is not None else -1,
                 period_start=line.period_start,
                 period_end=line.period_end,
-                product_code=product.code,
-                tax_treatment=TaxTreatment(product.tax_treatment),
+                product_code=entry.code,
+                tax_treatment=entry.tax_treatment,
             )
         )
-    return inputs, custom
+    return context, inputs, custom
 
 
 def o2s_invoice_create(
@@ -272,16 +287,30 @@ def o2s_invoice_create(
     customer_id: uuid.UUID | None = None,
     customer_external_id: str | None = None,
 ) -> Invoice:
-    """Create and issue an invoice for O2S, in one transaction with its audit records."""
+    """Create and issue an invoice for O2S, in one transaction with its audit records.
+
+    Everything that reads or can refuse comes first (one query for customer, catalogue and
+    GST rate, then pricing); the writes follow in a unit of work without a savepoint, and
+    the invoice number is taken last among them (docs/performance.md). The invoice comes
+    back with its customer and lines loaded, to be answered from memory."""
     currency = normalize_currency(currency)
-    with unit_of_work(principal):
-        customer = o2s_customer_resolve(
-            principal=principal, customer_id=customer_id, customer_external_id=customer_external_id
+    with rls.acting_as(principal):
+        context, inputs, custom = _priced_inputs(
+            principal=principal,
+            currency=currency,
+            lines=lines,
+            customer_id=customer_id,
+            customer_external_id=customer_external_id,
         )
-        inputs, custom = _line_inputs(principal=principal, lines=lines, currency=currency)
-        invoice = invoice_create(
-            principal=principal, customer_id=customer.id, lines=inputs, currency=currency, issue=True
+        priced = invoice_price(
+            customer=context.customer,
+            currency=currency,
+            lines=inputs,
+            on_date=context.known_rate.on,
+            known_rate=context.known_rate,
         )
+    with unit_of_work(principal, savepoint=False):
+        invoice = invoice_create_priced(principal=principal, customer=context.customer, priced=priced, issue=True)
         if custom:
             invoice_audit_record(
                 action=AuditAction.INVOICE_CUSTOM_LINES,
@@ -314,8 +343,17 @@ def o2s_invoice_preview(
     """``o2s_invoice_create``'s computation and refusals; nothing stored, nothing audited."""
     currency = normalize_currency(currency)
     with rls.acting_as(principal):
-        customer = o2s_customer_resolve(
-            principal=principal, customer_id=customer_id, customer_external_id=customer_external_id
+        context, inputs, _ = _priced_inputs(
+            principal=principal,
+            currency=currency,
+            lines=lines,
+            customer_id=customer_id,
+            customer_external_id=customer_external_id,
         )
-        inputs, _ = _line_inputs(principal=principal, lines=lines, currency=currency)
-        return invoice_preview(principal=principal, customer_id=customer.id, lines=inputs, currency=currency)
+        return invoice_preview(
+            principal=principal,
+            customer=context.customer,
+            lines=inputs,
+            currency=currency,
+            known_rate=context.known_rate,
+        )

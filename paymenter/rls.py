@@ -85,9 +85,13 @@ def apply_to_cursor(cursor: Any, principal: Principal | None) -> None:
 
 
 def _reapply_in_open_transactions() -> None:
-    """A scope switched inside an open transaction takes effect immediately."""
+    """A scope switched inside an open transaction takes effect immediately.
+
+    Not in a transaction that is already marked for rollback (a unit of work without a
+    savepoint failed inside it): no query can run there any more, its settings die with
+    the rollback, and trying would hide the original error behind Django's refusal."""
     for conn in connections.all(initialized_only=True):
-        if conn.in_atomic_block and getattr(conn, "applies_rls_scope", False):
+        if conn.in_atomic_block and getattr(conn, "applies_rls_scope", False) and not conn.needs_rollback:
             with conn.cursor() as cursor:
                 apply_to_cursor(cursor, _current.get())
 

@@ -15,6 +15,7 @@ from invoices.services.checksums import (
 from invoices.services.lifecycle import (
     InvoicePreview,
     invoice_create,
+    invoice_create_priced,
     invoice_issue,
     invoice_mark_uncollectible,
     invoice_preview,
@@ -38,6 +39,7 @@ __all__ = [
     "invoice_checksum_mismatch_record",
     "invoice_checksum_verify",
     "invoice_create",
+    "invoice_create_priced",
     "invoice_dispute_close",
     "invoice_dispute_open",
     "invoice_issue",

@@ -36,6 +36,7 @@ from invoices.pricing import (
 from invoices.selectors import invoice_get_for_update
 from invoices.services.auditing import invoice_audit_record
 from invoices.services.checksums import invoice_checksum_verify
+from invoices.tax import KnownRate
 from paymenter import rls
 from paymenter.card_numbers import card_numbers_refuse
 from paymenter.money import normalize_currency
@@ -48,10 +49,8 @@ def _apply_totals(invoice: Invoice, priced: PricedInvoice) -> None:
     invoice.total_minor = priced.totals.total_minor
 
 
-def _write_lines(invoice: Invoice, priced: PricedInvoice, *, replace: bool) -> list[InvoiceLine]:
-    if replace:
-        InvoiceLine.objects.filter(invoice=invoice).delete()  # drafts only (trigger enforces)
-    rows = [
+def _line_rows(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
+    return [
         InvoiceLine(
             invoice=invoice,
             customer_id=invoice.customer_id,
@@ -70,8 +69,16 @@ def _write_lines(invoice: Invoice, priced: PricedInvoice, *, replace: bool) -> l
         )
         for line in priced.lines
     ]
-    InvoiceLine.objects.bulk_create(rows)
-    return rows
+
+
+def _lines_attach(invoice: Invoice, lines: list[InvoiceLine]) -> None:
+    """Make ``invoice.lines.all()`` answer ``lines`` without a query, as a
+    ``prefetch_related("lines")`` read would: the caller serializes the invoice it just
+    wrote from memory instead of reading it back (docs/performance.md)."""
+    queryset = invoice.lines.all()
+    queryset._result_cache = sorted(lines, key=lambda line: line.position)
+    queryset._prefetch_done = True  # type: ignore[attr-defined] # Django's own prefetch state
+    invoice._prefetched_objects_cache = {"lines": queryset}  # type: ignore[attr-defined] # Django's own prefetch cache
 
 
 def _line_inputs(invoice: Invoice) -> list[InvoiceLineInput]:
@@ -93,22 +100,11 @@ def _line_inputs(invoice: Invoice) -> list[InvoiceLineInput]:
     ]
 
 
-def _issue_locked(
-    *, invoice: Invoice, customer: Customer, priced_lines: tuple[dt.date, list[InvoiceLine]] | None = None
-) -> Invoice:
-    """Number, date, freeze and sign a locked draft. Its lines are re-priced at the rates
-    in force on the issue date unless ``priced_lines`` were priced on that very date.
-    Does not audit: the caller does, last."""
-    issue_date = seller_today()
-    if priced_lines is not None and priced_lines[0] == issue_date:
-        lines = priced_lines[1]
-    else:
-        priced = invoice_price(
-            customer=customer, currency=invoice.currency, lines=_line_inputs(invoice), on_date=issue_date
-        )
-        lines = _write_lines(invoice, priced, replace=True)
-        _apply_totals(invoice, priced)
-    invoice.number = numbering.invoice_number_next(issue_date=issue_date)
+def _issue(*, invoice: Invoice, customer: Customer, lines: list[InvoiceLine], issue_date: dt.date) -> None:
+    """Number, date, freeze and sign ``invoice`` (in memory; the caller writes it).
+
+    The number is taken here, and its counter stays locked until COMMIT: callers get here
+    only once everything that can refuse or read is behind them."""
     invoice.issue_date = issue_date
     invoice.due_date = issue_date + dt.timedelta(days=settings.INVOICE_DUE_DAYS)
     invoice.is_tax_invoice = True
@@ -128,9 +124,23 @@ def _issue_locked(
     invoice.buyer_country = customer.billing_country
     invoice.status = InvoiceStatus.OPEN
     invoice.issued_at = timezone.now()
+    invoice.number = numbering.invoice_number_next(issue_date=issue_date)
     invoice.checksum_key_id, invoice.checksum = checksum.compute(invoice, lines)
+
+
+def _issue_draft_locked(*, invoice: Invoice, customer: Customer) -> None:
+    """Issue a locked draft: its lines re-priced at the rates in force on the issue date,
+    then numbered and signed. Does not audit: the caller does, last."""
+    issue_date = seller_today()
+    priced = invoice_price(
+        customer=customer, currency=invoice.currency, lines=_line_inputs(invoice), on_date=issue_date
+    )
+    InvoiceLine.objects.filter(invoice=invoice).delete()  # drafts only (trigger enforces)
+    lines = _line_rows(invoice, priced)
+    InvoiceLine.objects.bulk_create(lines)
+    _apply_totals(invoice, priced)
+    _issue(invoice=invoice, customer=customer, lines=lines, issue_date=issue_date)
     invoice.save()
-    return invoice
 
 
 def _record_issued(*, principal: Principal, invoice: Invoice) -> None:
@@ -153,29 +163,54 @@ def _record_issued(*, principal: Principal, invoice: Invoice) -> None:
 def invoice_create(
     *,
     principal: Principal,
-    customer_id: uuid.UUID | str,
+    customer: Customer,
     lines: Sequence[InvoiceLineInput],
     currency: str | None = None,
     issue: bool = False,
 ) -> Invoice:
-    """Create a draft invoice from line inputs; with ``issue=True`` also issue it, in
-    the same transaction."""
+    """Create a draft invoice for ``customer`` (read by the caller under its principal) from
+    line inputs; with ``issue=True`` it is issued at once, in the same transaction."""
     currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
-    with unit_of_work(principal):
-        customer = customer_get(principal=principal, customer_id=customer_id)
-        priced_on = seller_today()
-        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=priced_on)
-        invoice = Invoice(customer=customer, currency=currency, status=InvoiceStatus.DRAFT)
-        _apply_totals(invoice, priced)
-        invoice.save(force_insert=True)
-        rows = _write_lines(invoice, priced, replace=False)
+    with rls.acting_as(principal):
+        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=seller_today())
+    return invoice_create_priced(principal=principal, customer=customer, priced=priced, issue=issue)
+
+
+def invoice_create_priced(
+    *, principal: Principal, customer: Customer, priced: PricedInvoice, issue: bool = False
+) -> Invoice:
+    """Write an invoice :func:`invoice_price` priced (every refusal is behind the caller).
+
+    With ``issue=True`` it is written once, already issued: numbered, dated and signed,
+    the number taken after everything else is computed, just before the rows that carry
+    it. The lines are written ahead of the invoice row (the foreign key is checked at
+    COMMIT; migration ``invoices.0009`` lets only the unit of work that creates an invoice
+    do that). ``invoice.lines`` and ``invoice.customer`` come back loaded, so the caller can
+    answer from memory. Nothing in the unit of work refuses, so it opens no savepoint.
+    """
+    issue_date = seller_today()
+    if issue and priced.on_date != issue_date:  # priced before midnight: issue at today's rates
+        with rls.acting_as(principal):
+            priced = invoice_price(
+                customer=customer,
+                currency=priced.currency,
+                lines=[line.source for line in priced.lines],
+                on_date=issue_date,
+            )
+    invoice = Invoice(customer=customer, currency=priced.currency, status=InvoiceStatus.DRAFT)
+    _apply_totals(invoice, priced)
+    lines = _line_rows(invoice, priced)
+    with unit_of_work(principal, savepoint=False):
         if issue:
-            _issue_locked(invoice=invoice, customer=customer, priced_lines=(priced_on, rows))
+            _issue(invoice=invoice, customer=customer, lines=lines, issue_date=issue_date)
+        InvoiceLine.objects.bulk_create(lines)
+        invoice.save(force_insert=True)
+        _lines_attach(invoice, lines)
         invoice_audit_record(
             action=AuditAction.INVOICE_CREATED,
             principal=principal,
             invoice=invoice,
-            payload={"currency": currency, "lines": len(priced.lines), "total_minor": priced.totals.total_minor},
+            payload={"currency": priced.currency, "lines": len(lines), "total_minor": priced.totals.total_minor},
         )
         if issue:
             _record_issued(principal=principal, invoice=invoice)
@@ -195,16 +230,19 @@ class InvoicePreview:
 def invoice_preview(
     *,
     principal: Principal,
-    customer_id: uuid.UUID | str,
+    customer: Customer,
     lines: Sequence[InvoiceLineInput],
     currency: str | None = None,
+    known_rate: KnownRate | None = None,
 ) -> InvoicePreview:
-    """The same computation as issuing, as of today: no row, no number, no audit record."""
+    """The same computation as issuing, as of today: no row, no number, no audit record.
+    ``known_rate`` as for :func:`invoices.pricing.invoice_price`."""
     currency = normalize_currency(currency or settings.DEFAULT_CURRENCY)
     with rls.acting_as(principal):
-        customer = customer_get(principal=principal, customer_id=customer_id)
         issue_date = seller_today()
-        priced = invoice_price(customer=customer, currency=currency, lines=lines, on_date=issue_date)
+        priced = invoice_price(
+            customer=customer, currency=currency, lines=lines, on_date=issue_date, known_rate=known_rate
+        )
     return InvoicePreview(
         customer=customer,
         priced=priced,
@@ -219,7 +257,7 @@ def invoice_issue(*, principal: Principal, invoice_id: uuid.UUID | str) -> Invoi
         if invoice.status != InvoiceStatus.DRAFT:
             raise InvoiceStateError(status=invoice.status, action="issued")
         customer = customer_get(principal=principal, customer_id=invoice.customer_id)
-        _issue_locked(invoice=invoice, customer=customer)
+        _issue_draft_locked(invoice=invoice, customer=customer)
         _record_issued(principal=principal, invoice=invoice)
         return invoice
 

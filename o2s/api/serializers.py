@@ -387,8 +387,12 @@ class InvoiceSerializer(serializers.Serializer[Invoice]):
 
     @extend_schema_field(OpenApiTypes.BOOL)
     def get_checksum_valid(self, invoice: Invoice) -> bool:
-        lines = list(invoice.lines.all())  # prefetched: no query per invoice
-        return invoice.status != InvoiceStatus.DRAFT and checksum.is_valid(invoice, lines)
+        # asked twice per invoice (here and by pay_url): the HMAC is computed once
+        known: dict[Any, bool] = self.__dict__.setdefault("_checksum_valid", {})
+        if invoice.pk not in known:
+            lines = list(invoice.lines.all())  # prefetched: no query per invoice
+            known[invoice.pk] = invoice.status != InvoiceStatus.DRAFT and checksum.is_valid(invoice, lines)
+        return known[invoice.pk]
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_pay_url(self, invoice: Invoice) -> str | None:

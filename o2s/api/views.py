@@ -23,7 +23,7 @@ from billing.selectors import customer_get, customer_get_by_external_id, product
 from billing.services import customer_create, customer_update
 from invoices.models import Invoice, InvoiceStatus
 from invoices.services import invoice_checksum_mismatch_record, invoice_void
-from o2s.api.base import O2SAPIView, O2SIdempotentPostView
+from o2s.api.base import O2SAPIView, O2SIdempotentPostView, read_in_one_transaction
 from o2s.api.schema import BODY_ERRORS, COMMON_ERRORS, IDEMPOTENCY_KEY, error_responses
 from o2s.api.serializers import (
     CustomerCreateRequestSerializer,
@@ -125,6 +125,7 @@ class ProductsView(O2SAPIView):
         summary="The active product catalogue, with prices per currency",
         responses={200: ProductListSerializer, **error_responses(*COMMON_ERRORS)},
     )
+    @read_in_one_transaction
     def get(self, request: Request) -> Response:
         """Prices are GST-exclusive, in minor units, one per currency. Managed by staff in the admin."""
         return Response(ProductListSerializer({"results": list(products_active())}).data)
@@ -230,6 +231,7 @@ class InvoicesView(O2SIdempotentPostView):
         ],
         responses={200: InvoicePageSerializer, **error_responses(400, *COMMON_ERRORS)},
     )
+    @read_in_one_transaction
     def get(self, request: Request) -> Response:
         """Newest first. Follow `next` until it is null; the cursor is stable while invoices are added."""
         query = validated(InvoiceListQuerySerializer, request.query_params.dict())
@@ -261,10 +263,8 @@ class InvoicesView(O2SIdempotentPostView):
 
     def perform_post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         invoice = o2s_invoice_create(principal=self.principal, **_invoice_request(request))
-        return Response(
-            _invoice_data(o2s_invoice_get(principal=self.principal, invoice_id=invoice.id), request, self.principal),
-            status=status.HTTP_201_CREATED,
-        )
+        # answered from the invoice in memory (customer and lines loaded): no read-back
+        return Response(_invoice_data(invoice, request, self.principal), status=status.HTTP_201_CREATED)
 
 
 class InvoicePreviewView(O2SIdempotentPostView):
@@ -293,6 +293,7 @@ class InvoiceView(O2SAPIView):
         summary="Get an invoice",
         responses={200: InvoiceSerializer, **error_responses(404, *COMMON_ERRORS)},
     )
+    @read_in_one_transaction
     def get(self, request: Request, invoice_id: uuid.UUID) -> Response:
         """One invoice with its lines, totals, checksum state and pay link."""
         return Response(

@@ -94,7 +94,7 @@ def test_app_role_cannot_rewind_or_remove_the_chain_head(system_principal: Syste
 
     assert isinstance(rewind, ProgrammingError)
     assert _sqlstate(rewind) == RAISED_BY_TRIGGER
-    assert str(rewind).startswith("audit chain head may only advance by one")
+    assert str(rewind).startswith("audit chain head may only advance")
     assert isinstance(delete, ProgrammingError)
     assert _sqlstate(delete) == INSUFFICIENT_PRIVILEGE
     assert "permission denied for table audit_auditchainhead" in str(delete)

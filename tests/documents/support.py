@@ -42,7 +42,7 @@ def big_invoice(customer: Customer) -> Invoice:
             tax_treatment=TaxTreatment.GST_FREE,
         ),
     ]
-    return invoice_create(principal=FACTORY_PRINCIPAL, customer_id=customer.id, lines=lines, currency="AUD", issue=True)
+    return invoice_create(principal=FACTORY_PRINCIPAL, customer=customer, lines=lines, currency="AUD", issue=True)
 
 
 def stored(invoice: Invoice) -> Invoice:

@@ -50,9 +50,7 @@ def make_invoice(
         InvoiceLineInput(description=d, quantity=q, unit_amount_minor=u)
         for d, q, u in (lines or [("VPS small, 1 month", 1, 2000), ("Backup storage 50 GB", 2, 450)])
     ]
-    return invoice_create(
-        principal=principal, customer_id=customer.id, lines=line_inputs, currency=currency, issue=issue
-    )
+    return invoice_create(principal=principal, customer=customer, lines=line_inputs, currency=currency, issue=issue)
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):

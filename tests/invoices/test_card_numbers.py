@@ -51,7 +51,7 @@ def test_create_refuses_a_card_number_in_a_line_and_writes_nothing(
     before = _counts()
 
     with pytest.raises(CardNumberNotAllowedError) as caught:
-        invoice_create(principal=system_principal, customer_id=customer.id, lines=_lines(f"paid by {pan}"), issue=issue)
+        invoice_create(principal=system_principal, customer=customer, lines=_lines(f"paid by {pan}"), issue=issue)
 
     assert (caught.value.status_code, caught.value.code) == (400, "card_number_not_allowed")
     assert caught.value.fields == {"lines.1.description": [FIELD_MESSAGE]}
@@ -63,7 +63,7 @@ def test_preview_refuses_it_too(system_principal: SystemPrincipal, pan: str) -> 
     customer = make_customer()
 
     with pytest.raises(CardNumberNotAllowedError) as caught:
-        invoice_preview(principal=system_principal, customer_id=customer.id, lines=_lines(pan), currency="AUD")
+        invoice_preview(principal=system_principal, customer=customer, lines=_lines(pan), currency="AUD")
 
     assert caught.value.fields == {"lines.1.description": [FIELD_MESSAGE]}
 
@@ -72,7 +72,7 @@ def test_a_number_that_fails_luhn_is_an_ordinary_reference(system_principal: Sys
     customer = make_customer()
 
     invoice = invoice_create(
-        principal=system_principal, customer_id=customer.id, lines=_lines("Order 4242424242424241"), issue=True
+        principal=system_principal, customer=customer, lines=_lines("Order 4242424242424241"), issue=True
     )
 
     assert [line.description for line in invoice.lines.order_by("position")] == [

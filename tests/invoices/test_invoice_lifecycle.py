@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from audit.models import AuditEvent
 from billing.models import Customer
@@ -34,10 +35,11 @@ from invoices.services import (
     invoice_mark_uncollectible,
     invoice_void,
 )
+from paymenter import rls
 from paymenter.errors import PaymenterError
 from paymenter.models import OutboxMessage
 from paymenter.money import Money
-from paymenter.principals import SystemPrincipal
+from paymenter.principals import CustomerPrincipal, SystemPrincipal
 from tests.factories import make_customer, make_invoice, make_paid_invoice, pay_invoice, start_card_payment
 
 pytestmark = pytest.mark.usefixtures("db", "system_principal")
@@ -178,21 +180,20 @@ def test_bad_input_is_refused_and_writes_nothing(
     before = _counts()
     arguments: dict[str, Any] = {"lines": [InvoiceLineInput("VPS", 1, 100)], "currency": "AUD", **kwargs}
     with pytest.raises(PaymenterError) as excinfo:
-        invoice_create(principal=system_principal, customer_id=customer.id, issue=True, **arguments)
+        invoice_create(principal=system_principal, customer=customer, issue=True, **arguments)
     assert excinfo.value.code == code
     assert 400 <= excinfo.value.status_code < 500
     assert _counts() == before
 
 
-def test_unknown_customer_is_refused_and_writes_nothing(system_principal: SystemPrincipal) -> None:
+def test_an_invoice_for_a_customer_outside_the_principals_scope_is_refused_by_the_database() -> None:
+    """The caller reads the customer; were it to pass one its principal cannot see, row-level
+    security refuses the rows (the line guard fails closed in a customer's scope)."""
+    customer, other = make_customer(), make_customer()
     before = _counts()
-    with pytest.raises(PaymenterError) as excinfo:
-        invoice_create(
-            principal=system_principal,
-            customer_id="7f1d8a56-0000-4000-8000-000000000000",
-            lines=[InvoiceLineInput("VPS", 1, 100)],
-        )
-    assert (excinfo.value.code, excinfo.value.status_code) == ("customer_not_found", 404)
+    principal = CustomerPrincipal(user_id=1, customer_ids=frozenset({other.id}))
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        invoice_create(principal=principal, customer=customer, lines=[InvoiceLineInput("VPS", 1, 100)], issue=True)
     assert _counts() == before
 
 
@@ -217,6 +218,43 @@ def test_issued_invoice_is_immutable_in_the_database(system_principal: SystemPri
     stored = Invoice.objects.get(id=invoice.id)
     assert (stored.number, stored.total_minor, stored.status) == (invoice.number, invoice.total_minor, "open")
     assert checksum.is_valid(stored)
+
+
+_LINE_SQL = (
+    "INSERT INTO invoices_invoiceline (id, invoice_id, customer_id, position, description, product_code, quantity,"
+    " unit_amount_minor, tax_code, tax_rate, subtotal_minor, tax_minor, total_minor)"
+    " VALUES (gen_random_uuid(), %s, %s, 99, 'added later', '', 1, 1, 'GST', 0.1, 1, 0, 1)"
+)
+
+
+def test_a_line_can_be_written_ahead_only_of_an_invoice_its_transaction_then_writes() -> None:
+    """Migration invoices/0009: a line whose invoice does not exist yet is accepted in
+    system scope, and the deferred foreign key refuses it unless the invoice follows."""
+    customer = make_customer()
+    before = _counts()
+
+    def write_a_line_ahead_then_commit() -> None:
+        with transaction.atomic():
+            _raw(_LINE_SQL, uuid.uuid4(), customer.id)  # accepted: its invoice could still follow
+            _raw("SET CONSTRAINTS ALL IMMEDIATE")  # what COMMIT checks
+
+    with pytest.raises(IntegrityError, match="foreign key"):
+        write_a_line_ahead_then_commit()
+    assert _counts() == before
+
+
+def test_no_line_is_added_to_an_issued_invoice_in_any_scope() -> None:
+    invoice = make_invoice(make_customer())
+    other = make_customer()
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        _raw(_LINE_SQL, invoice.id, invoice.customer_id)
+    # a customer's scope cannot see the invoice: "not found" there may be someone else's
+    # invoice, so the line is refused instead of being written ahead
+    customer_scope = CustomerPrincipal(user_id=1, customer_ids=frozenset({other.id}))
+    with rls.acting_as(customer_scope), pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        _raw(_LINE_SQL, invoice.id, other.id)
+    assert InvoiceLine.objects.filter(invoice_id=invoice.id).count() == 2
+    assert checksum.is_valid(Invoice.objects.get(id=invoice.id))
 
 
 def test_void_an_open_invoice_is_audited(system_principal: SystemPrincipal) -> None:

@@ -479,7 +479,7 @@ def test_a_draft_keeps_its_per_line_treatment_when_issued(system_principal: Syst
         ),
         InvoiceLineInput(description="VPS", quantity=1, unit_amount_minor=1000, product_code="vps-small"),
     ]
-    draft = invoice_create(principal=system_principal, customer_id=customer.id, lines=lines, currency="AUD")
+    draft = invoice_create(principal=system_principal, customer=customer, lines=lines, currency="AUD")
 
     issued = invoice_issue(principal=system_principal, invoice_id=draft.id)
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from billing.errors import ProductNotPricedError, UnknownProductError
 from billing.models import Product, TaxTreatment
-from billing.selectors import product_price_for
+from billing.selectors import CatalogueEntry, catalogue_entries, catalogue_price_for
 from tests.o2s.api_helpers import error_code, make_api_client, make_product
 
 pytestmark = pytest.mark.usefixtures("db", "system_principal")
@@ -64,20 +64,27 @@ def test_products_need_an_api_key() -> None:
     assert (response.status_code, error_code(response)) == (401, "unauthenticated")
 
 
-def test_product_price_for_returns_the_price_in_the_currency() -> None:
-    product = make_product("vps-small", prices={"AUD": 1999, "USD": 1300})
-    assert product_price_for(code="vps-small", currency="USD") == (product, 1300)
+def test_catalogue_price_for_returns_the_price_in_the_currency() -> None:
+    make_product("vps-small", prices={"AUD": 1999, "USD": 1300})
+    make_product("domain-au", prices={"AUD": 2500}, tax_treatment=TaxTreatment.GST_FREE, description=".au domain")
+    entries = catalogue_entries(codes={"vps-small", "domain-au", "nope"}, currency="USD")
+    assert entries == {
+        "vps-small": CatalogueEntry("vps-small", "VPS small, 1 month", TaxTreatment.STANDARD, 1300),
+        "domain-au": CatalogueEntry("domain-au", ".au domain", TaxTreatment.GST_FREE, None),
+    }
+    assert catalogue_price_for(entries, code="vps-small", currency="USD").unit_amount_minor == 1300
 
 
-def test_product_price_for_refuses_unknown_inactive_and_unpriced() -> None:
+def test_catalogue_price_for_refuses_unknown_inactive_and_unpriced() -> None:
     make_product("vps-small", prices={"AUD": 1999})
     make_product("retired", active=False)
+    entries = catalogue_entries(codes={"nope", "retired", "vps-small"}, currency="EUR")
     with pytest.raises(UnknownProductError) as unknown:
-        product_price_for(code="nope", currency="AUD", field="lines.0.product_code")
+        catalogue_price_for(entries, code="nope", currency="EUR", field="lines.0.product_code")
     with pytest.raises(UnknownProductError):
-        product_price_for(code="retired", currency="AUD")
+        catalogue_price_for(entries, code="retired", currency="EUR")
     with pytest.raises(ProductNotPricedError) as unpriced:
-        product_price_for(code="vps-small", currency="EUR")
+        catalogue_price_for(entries, code="vps-small", currency="EUR")
     assert (unknown.value.status_code, unknown.value.code, unknown.value.fields) == (
         422,
         "unknown_product",

@@ -54,7 +54,7 @@ def _issue_another() -> Invoice:
     lines = next(invoice.lines for invoice in demo.invoices if invoice.state == "open")
     return invoice_create(
         principal=PRINCIPAL,
-        customer_id=customer.id,
+        customer=customer,
         currency=demo.currency,
         lines=[InvoiceLineInput(description=d, quantity=q, unit_amount_minor=u) for d, q, u in lines],
         issue=True,

@@ -217,7 +217,7 @@ class Command(BaseCommand):
     def _invoice(self, customer: Customer, currency: str, demo: DemoInvoice) -> Invoice:
         invoice = invoice_create(
             principal=PRINCIPAL,
-            customer_id=customer.id,
+            customer=customer,
             currency=currency,
             lines=[InvoiceLineInput(description=d, quantity=q, unit_amount_minor=u) for d, q, u in demo.lines],
             issue=demo.state != "draft",
