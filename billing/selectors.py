@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import JSONObject
+from django.db import connection
+from django.db.models import JSONField, Prefetch, QuerySet
+from django.db.models.expressions import RawSQL
 
 from billing.errors import CustomerNotFoundError, ProductNotFoundError, ProductNotPricedError, UnknownProductError
 from billing.models import Customer, CustomerMembership, Product, ProductPrice, TaxTreatment
@@ -111,34 +112,27 @@ class CatalogueEntry:
     unit_amount_minor: int | None
 
 
-def _catalogue_rows(*, codes: Collection[str], currency: str) -> QuerySet[Any, Any]:
-    price = (
-        ProductPrice.objects.filter(product=OuterRef("pk"), currency=currency)
-        .order_by()  # unique per (product, currency): no default ordering, so no join to sort by
-        .values("unit_amount_minor")[:1]
-    )
-    return (
-        Product.objects.filter(active=True, code__in=sorted(codes))
-        .annotate(
-            entry=JSONObject(
-                code="code",
-                description="description",
-                tax_treatment="tax_treatment",
-                unit_amount_minor=Subquery(price),
-            )
-        )
-        .values("entry")
-    )
+# The active products among some codes, each with its price in one currency (or null), as
+# one JSON array: plain SQL, so that a read can embed it as a cheap expression.
+_CATALOGUE_SQL = (
+    "SELECT coalesce(jsonb_agg(jsonb_build_object("  # noqa: S608 - constant table names
+    "'code', p.code, 'description', p.description, 'tax_treatment', p.tax_treatment, "
+    f"'unit_amount_minor', (SELECT pp.unit_amount_minor FROM {ProductPrice._meta.db_table} pp "
+    "WHERE pp.product_id = p.id AND pp.currency = %s)) ORDER BY p.code), '[]'::jsonb) "
+    f"FROM {Product._meta.db_table} p WHERE p.active AND p.code = ANY(%s)"
+)
 
 
-def catalogue_entries_expression(*, codes: Collection[str], currency: str) -> ArraySubquery:
+def catalogue_entries_expression(*, codes: Collection[str], currency: str) -> RawSQL:
     """The entries of :func:`catalogue_entries` as an expression, to annotate another read
     with (the catalogue then costs no round trip of its own); parse the annotated value with
     :func:`catalogue_entries_parse`."""
-    return ArraySubquery(_catalogue_rows(codes=codes, currency=currency))
+    # constant SQL; the values are parameters
+    return RawSQL(_CATALOGUE_SQL, (currency, sorted(codes)), output_field=JSONField())  # noqa: S611
 
 
-def catalogue_entries_parse(rows: Iterable[Mapping[str, Any]] | None) -> dict[str, CatalogueEntry]:
+def catalogue_entries_parse(value: Iterable[Mapping[str, Any]] | str | None) -> dict[str, CatalogueEntry]:
+    rows: Iterable[Mapping[str, Any]] = json.loads(value) if isinstance(value, str) else (value or ())
     return {
         str(row["code"]): CatalogueEntry(
             code=str(row["code"]),
@@ -146,14 +140,17 @@ def catalogue_entries_parse(rows: Iterable[Mapping[str, Any]] | None) -> dict[st
             tax_treatment=TaxTreatment(row["tax_treatment"]),
             unit_amount_minor=int(row["unit_amount_minor"]) if row["unit_amount_minor"] is not None else None,
         )
-        for row in rows or ()
+        for row in rows
     }
 
 
 def catalogue_entries(*, codes: Collection[str], currency: str) -> dict[str, CatalogueEntry]:
     """The active products among ``codes`` with their price in ``currency``, by code (one
     query); unknown and retired codes are absent."""
-    return catalogue_entries_parse(row["entry"] for row in _catalogue_rows(codes=codes, currency=currency))
+    with connection.cursor() as cursor:
+        cursor.execute(_CATALOGUE_SQL, [currency, sorted(codes)])
+        row = cursor.fetchone()
+    return catalogue_entries_parse(row[0] if row is not None else None)
 
 
 def catalogue_price_for(

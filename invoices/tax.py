@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import DecimalField
+from django.db.models.expressions import RawSQL
 
 from invoices.errors import TaxRateMissingError
 from invoices.models import TaxCode, TaxRate
@@ -42,14 +44,21 @@ def tax_code_for(*, buyer_country: str, seller_country: str = "AU") -> TaxCode:
     return TaxCode.GST_FREE_EXPORT
 
 
-def rates_in_force(*, code: TaxCode, country: str, on: dt.date) -> QuerySet[TaxRate]:
-    """The rate rows of ``code`` in ``country`` in force on ``on``, the current one first:
-    the one definition of "in force", for :func:`rate_on` and for reads that fetch the
-    rate together with other data (``o2s.selectors.o2s_invoice_context``)."""
-    return (
-        TaxRate.objects.filter(code=code, country=country, effective_from__lte=on)
-        .filter(Q(effective_to__isnull=True) | Q(effective_to__gt=on))
-        .order_by("-effective_from")
+_TAX_RATE_TABLE = TaxRate._meta.db_table
+# The one definition of "the rate in force": the row of (code, country) whose period
+# covers the day, the latest start first. Plain SQL so that reads which fetch the rate
+# together with other data embed it as a cheap expression (``rate_in_force_expression``).
+RATE_IN_FORCE_SQL = (
+    f"SELECT rate FROM {_TAX_RATE_TABLE} WHERE code = %s AND country = %s AND effective_from <= %s "  # noqa: S608 - constant table
+    "AND (effective_to IS NULL OR effective_to > %s) ORDER BY effective_from DESC LIMIT 1"
+)
+
+
+def rate_in_force_expression(*, code: TaxCode, country: str, on: dt.date) -> RawSQL:
+    """The rate in force on ``on`` (or NULL) as a subquery expression, to annotate another
+    read with (``o2s.selectors.o2s_invoice_context``); read it back into a :class:`KnownRate`."""
+    return RawSQL(  # noqa: S611 - constant SQL; the values are parameters
+        RATE_IN_FORCE_SQL, (str(code), country, on, on), output_field=DecimalField(max_digits=6, decimal_places=4)
     )
 
 
@@ -72,8 +81,10 @@ def rate_on(*, code: TaxCode, country: str, on: dt.date, known: KnownRate | None
     if known is not None and (known.code, known.country, known.on) == (code, country, on):
         rate = known.rate
     else:
-        row = rates_in_force(code=code, country=country, on=on).first()
-        rate = row.rate if row is not None else None
+        with connection.cursor() as cursor:
+            cursor.execute(RATE_IN_FORCE_SQL, [str(code), country, on, on])
+            row = cursor.fetchone()
+        rate = Decimal(row[0]) if row is not None else None
     if rate is None:
         raise TaxRateMissingError(code=code, country=country)
     return rate

@@ -29,9 +29,11 @@ import math
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from paymenter.metrics import Metric, metric_increment
@@ -158,10 +160,17 @@ def _voucher_key(credential: str) -> str:
     return f"{prefix()}:refusals:vouched:{hashlib.sha256(credential.encode()).hexdigest()}"
 
 
-def refusal_vouch(credential: str) -> None:
+def refusal_vouch(credential: str, *, pipeline: Pipeline[Any] | None = None) -> None:
     """Note that ``credential`` (e.g. an API key, as presented) authenticated just now: for
     ``VOUCH_SECONDS`` it passes the gate even from an address past its limit. Stores only a
-    hash of it; never raises (without Redis the gate is open anyway)."""
+    hash of it; never raises (without Redis the gate is open anyway).
+
+    With ``pipeline`` the write is only queued there: a caller that talks to Redis for the
+    same request anyway (the API key rate limit) sends both in one round trip and handles
+    Redis failing."""
+    if pipeline is not None:
+        pipeline.set(_voucher_key(credential), "1", ex=VOUCH_SECONDS)
+        return
     try:
         get_redis_connection("default").set(_voucher_key(credential), "1", ex=VOUCH_SECONDS)
     except (RedisError, OSError):

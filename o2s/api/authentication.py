@@ -39,7 +39,7 @@ from o2s.services import api_key_touch
 from paymenter.client_ip import client_ip
 from paymenter.metrics import Metric, metric_increment
 from paymenter.principals import ApiKeyPrincipal
-from paymenter.refusals import RefusalKind, refusal_record, refusal_vouch
+from paymenter.refusals import RefusalKind, refusal_record
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ class ApiKeyAuthentication(BaseAuthentication):
             reason = REASON_IP_NOT_ALLOWED if ip else REASON_CLIENT_IP_UNKNOWN
             _refuse(request, reason=reason, ip=ip, lookup_id=api_key.lookup_id)
             raise exceptions.PermissionDenied(IP_NOT_ALLOWED_MESSAGE, code=IP_NOT_ALLOWED_CODE)
-        refusal_vouch(raw)  # passes the refusal gate even from an address with a flood
+        # vouched for (it then passes the refusal gate from a flooded address) by the rate
+        # limit, in the same Redis round trip (o2s/api/throttling.py)
         api_key_touch(api_key)
         logger.debug("API request authenticated with key lookup id %s", api_key.lookup_id)
         principal = ApiKeyPrincipal(

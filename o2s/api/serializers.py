@@ -350,13 +350,45 @@ class InvoiceLineSerializer(serializers.Serializer[InvoiceLine]):
     period_end = serializers.DateField(allow_null=True)
 
     def to_representation(self, instance: Any) -> Any:
-        data = super().to_representation(instance)
-        data["product_code"] = data["product_code"] or None
-        return data
+        return _line_document(instance)
+
+
+# The formatting of the declared fields, applied directly (see _invoice_document).
+_DATE = serializers.DateField()
+_DATETIME = serializers.DateTimeField()
+_RATE = serializers.DecimalField(max_digits=6, decimal_places=4)
+
+
+def _date(value: Any) -> Any:
+    return None if value is None else _DATE.to_representation(value)
+
+
+def _line_document(line: InvoiceLine) -> dict[str, Any]:
+    """``InvoiceLineSerializer``'s fields, in their order and format (a test compares it
+    with DRF's field-by-field rendering)."""
+    return {
+        "position": int(line.position),
+        "description": str(line.description),
+        "product_code": line.product_code or None,
+        "quantity": int(line.quantity),
+        "unit_amount_minor": int(line.unit_amount_minor),
+        "tax_code": str(line.tax_code),
+        "tax_rate": _RATE.to_representation(line.tax_rate),
+        "subtotal_minor": int(line.subtotal_minor),
+        "tax_minor": int(line.tax_minor),
+        "total_minor": int(line.total_minor),
+        "period_start": _date(line.period_start),
+        "period_end": _date(line.period_end),
+    }
 
 
 class InvoiceSerializer(serializers.Serializer[Invoice]):
-    """An invoice. ``lines`` and the checksum state come from the prefetched lines."""
+    """An invoice. ``lines`` and the checksum state come from the prefetched lines.
+
+    The declared fields define the schema; :meth:`to_representation` renders them
+    directly instead of field by field (a page of 50 invoices spent most of its time in
+    DRF's generic machinery), with the same names, order and formats: a test compares the
+    two renderings (docs/performance.md)."""
 
     id = serializers.UUIDField()
     number = serializers.CharField(allow_null=True)
@@ -400,6 +432,29 @@ class InvoiceSerializer(serializers.Serializer[Invoice]):
             return None  # never a link to pay an amount that fails its checksum
         request: HttpRequest | None = self.context.get("request")
         return pay_link_url(invoice=invoice, request=request)
+
+    def to_representation(self, instance: Invoice) -> dict[str, Any]:
+        invoice = instance
+        return {
+            "id": str(invoice.id),
+            "number": invoice.number,
+            "customer": str(invoice.customer_id),
+            "customer_external_id": str(invoice.customer.external_id),
+            "status": str(invoice.status),
+            "currency": str(invoice.currency),
+            "issue_date": _date(invoice.issue_date),
+            "due_date": _date(invoice.due_date),
+            "is_tax_invoice": bool(invoice.is_tax_invoice),
+            "lines": [_line_document(line) for line in invoice.lines.all()],
+            "subtotal_minor": int(invoice.subtotal_minor),
+            "tax_minor": int(invoice.tax_minor),
+            "total_minor": int(invoice.total_minor),
+            "amount_paid_minor": int(invoice.amount_paid_minor),
+            "amount_due_minor": int(invoice.amount_due_minor),
+            "checksum_valid": self.get_checksum_valid(invoice),
+            "pay_url": self.get_pay_url(invoice),
+            "created_at": _DATETIME.to_representation(invoice.created_at),
+        }
 
 
 class InvoicePageSerializer(serializers.Serializer[Any]):

@@ -2,9 +2,11 @@
 
 Each key may make ``rate_limit_per_minute`` requests per calendar minute (the limit rides
 on the :class:`~paymenter.principals.ApiKeyPrincipal`, so no query is needed). The count is
-``INCR`` + ``EXPIRE`` in one ``MULTI`` on ``<CACHE_KEY_PREFIX>:throttle:api_key:<id>:<minute>``;
-over the limit, DRF raises ``Throttled`` and the API answers 429 ``rate_limited`` with
-``Retry-After`` = seconds to the end of the window.
+``INCR`` + ``EXPIRE`` in one ``MULTI`` on ``<CACHE_KEY_PREFIX>:throttle:api_key:<id>:<minute>``,
+sent together with the refusal gate's voucher for the key (``paymenter.refusals.refusal_vouch``:
+the key authenticated, so it passes the gate for a while even from a flooded address): one
+Redis round trip per request for both. Over the limit, DRF raises ``Throttled`` and the API
+answers 429 ``rate_limited`` with ``Retry-After`` = seconds to the end of the window.
 
 A fixed window lets a client make up to twice its limit across a window boundary; that
 is accepted for a limit whose purpose is to stop runaway clients, not to meter.
@@ -29,6 +31,8 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from paymenter.principals import ApiKeyPrincipal
+from paymenter.refusal_gate import presented_credential
+from paymenter.refusals import refusal_vouch
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +63,8 @@ class ApiKeyRateThrottle(BaseThrottle):
             pipeline = connection.pipeline(transaction=True)
             pipeline.incr(key)
             pipeline.expire(key, WINDOW_SECONDS + _EXPIRY_SLACK_SECONDS)
-            count, _ = pipeline.execute()
+            refusal_vouch(presented_credential(request.META.get("HTTP_AUTHORIZATION", "")), pipeline=pipeline)
+            count, *_ = pipeline.execute()
         except (RedisError, OSError):
             logger.exception("rate limit not enforced for API key %s: Redis unavailable", principal.api_key_id)
             return True

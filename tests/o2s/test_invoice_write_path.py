@@ -188,8 +188,7 @@ def test_a_creation_does_not_wait_for_another_that_has_not_reached_its_number(
     assert not any("invoicenumbersequence" in sql or "audit_auditchainhead" in sql for sql in before)
     assert [sql.split(None, 1)[0] for sql in after] == [
         "INSERT",  # the number
-        "INSERT",  # the lines
-        "INSERT",  # the invoice
+        "WITH",  # the lines, then the invoice
         "INSERT",  # the idempotency record
         "SELECT",  # the audit chain head, locked
         "WITH",  # the audit events, and the head moved past them

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
+from rest_framework import serializers
 
 from audit.models import AuditEvent
 from billing.models import Customer, TaxTreatment
@@ -19,6 +20,7 @@ from invoices.models import Invoice, InvoiceStatus
 from invoices.pay_links import PayLinkClaims, pay_link_verify
 from invoices.pricing import InvoiceLineInput
 from invoices.services import invoice_create, invoice_issue
+from o2s.api.serializers import InvoiceLineSerializer, InvoiceSerializer
 from paymenter.models import OutboxMessage
 from paymenter.principals import SystemPrincipal
 from tests.factories import make_customer
@@ -486,3 +488,44 @@ def test_a_draft_keeps_its_per_line_treatment_when_issued(system_principal: Syst
     stored = list(issued.lines.order_by("position").values_list("product_code", "tax_code", "tax_minor"))
     assert stored == [("domain-au", "GST_FREE", 0), ("vps-small", "GST", 100)]
     assert (issued.subtotal_minor, issued.tax_minor, issued.total_minor) == (3500, 100, 3600)
+
+
+# --- the response is rendered directly, exactly as DRF's fields would --------------------------
+
+
+@pytest.mark.usefixtures("products")
+def test_invoices_render_exactly_as_their_declared_fields_would(
+    api: O2SClient, au_customer: Customer, system_principal: SystemPrincipal
+) -> None:
+    """``InvoiceSerializer.to_representation`` skips DRF's field-by-field machinery for speed;
+    it must produce what that machinery produces, for every kind of invoice."""
+    custom = make_api_client(custom_lines=True)
+    body = _body(au_customer)
+    body["lines"].append({"description": "Migration", "unit_amount_minor": 12345, "quantity": 2})
+    issued = Invoice.objects.get(id=custom.post(URL, body).json()["id"])
+    abroad = make_customer(billing_country="NZ")
+    exported = Invoice.objects.get(id=api.post(URL, _body(abroad, currency="USD")).json()["id"])
+    draft = invoice_create(
+        principal=system_principal,
+        customer=au_customer,
+        lines=[InvoiceLineInput(description="Draft line", quantity=1, unit_amount_minor=100)],
+    )
+    voided = Invoice.objects.get(id=api.post(URL, _body(au_customer)).json()["id"])
+    api.post(f"{URL}{voided.id}/void/", {"reason": "cancelled"})
+
+    for invoice in Invoice.objects.filter(id__in=[issued.id, exported.id, draft.id, voided.id]).prefetch_related(
+        "lines"
+    ):
+        serializer = InvoiceSerializer(context={})
+        direct = serializer.to_representation(invoice)
+        generic = dict(serializers.Serializer.to_representation(InvoiceSerializer(context={}), invoice))
+        assert (direct.pop("pay_url") is None) == (generic.pop("pay_url") is None)  # signed with the time
+        generic["lines"] = [
+            dict(serializers.Serializer.to_representation(InvoiceLineSerializer(), line))
+            for line in invoice.lines.all()
+        ]
+        for line in generic["lines"]:
+            line["product_code"] = line["product_code"] or None  # the API's one deliberate change
+        assert list(direct) == list(generic)
+        assert direct == generic
+    assert {Invoice.objects.get(id=voided.id).status, draft.status} == {"void", "draft"}
