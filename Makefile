@@ -76,7 +76,9 @@ clean:
 deploy-sql: install
 	$(PY) -m paymenter.dbroles --database paymenter > deploy/postgres/10-paymenter-roles.sql
 
-# Not a test: POST /api/v1/invoices/ vs a one-INSERT view, ratios in docs/performance.md (~2 min).
+# Not a test: POST /api/v1/invoices/, the invoice list and one invoice, each vs a one-statement
+# view, on gunicorn as production starts it; SQL statements and CPU per request; fails on any
+# unexpected answer; targets and results in docs/performance.md (~2 min).
 .PHONY: bench bench-flood bench-webhooks
 bench: install
 	$(PY) -m benchmarks.invoice_create

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
+import psycopg
 
 PidSource = Callable[[], set[int]]
 
@@ -136,3 +137,39 @@ def per_request_ms(seconds: Mapping[str, float], requests: int) -> dict[str, Any
 def add(total: dict[str, float], more: Mapping[str, float]) -> None:
     for name, value in more.items():
         total[name] = total.get(name, 0.0) + value
+
+
+# --- Process groups of a benchmark run (PostgreSQL and Redis found through their servers) -------------
+
+
+def postmaster_pid(monitor: psycopg.Connection[Any]) -> int:
+    """The PostgreSQL server's main process (the parent of ``monitor``'s backend): its reaped
+    children's CPU time is that of the connections opened and closed in between."""
+    row = monitor.execute("SELECT pg_backend_pid()").fetchone()
+    return int(psutil.Process(int(row[0])).ppid()) if row else 0
+
+
+def postgres_pids(monitor: psycopg.Connection[Any], database: str) -> PidSource:
+    """The backends connected to ``database`` (``monitor``'s own left out) plus the server's
+    background processes (WAL writer, checkpointer, autovacuum, ...), listed afresh on each call."""
+
+    def source() -> set[int]:
+        rows = monitor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE (datname = %s AND pid <> pg_backend_pid())"
+            " OR backend_type <> 'client backend'",
+            [database],
+        ).fetchall()
+        return {int(row[0]) for row in rows}
+
+    return source
+
+
+def redis_server_pid(url: str) -> int:
+    """The Redis server's pid, as it reports it (a shared server's CPU includes others' work)."""
+    import redis  # noqa: PLC0415 - only the runs that measure Redis need a client
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()

@@ -1,22 +1,44 @@
-"""``python -m benchmarks.invoice_create``: ``POST /api/v1/invoices/`` against one INSERT.
+"""``python -m benchmarks.invoice_create``: the O2S invoice endpoints against one-statement baselines.
 
-One run, one server, two endpoints:
+Not a test: a measurement with correctness checks, run by ``make bench`` (docs/performance.md,
+"Creating an invoice / reading invoices"). One run, one gunicorn started as production starts
+it (``benchmarks.gunicorn_server``: ``gunicorn.conf.py`` from the project root, sync workers,
+4 x cores + 1 of them, no keep-alive, ``DB_POOL_MAX_SIZE=2``), three pairs of endpoints:
 
-* **invoice**: ``POST /api/v1/invoices/`` with a fresh ``Idempotency-Key`` per request, as O2S
-  calls it (API key, idempotency record, invoice + line rows, audit events, checksum);
-* **baseline**: ``POST /bench/baseline-insert/`` (``benchmarks.views``): the same Django
-  stack and settings, exactly one INSERT.
+* **create**: ``POST /api/v1/invoices/`` with a fresh ``Idempotency-Key`` per request, as
+  O2S calls it, against ``POST /bench/baseline-insert/`` (one INSERT, ``benchmarks.views``);
+* **list**: ``GET /api/v1/invoices/?page_size=50`` (a full page: the key sees more than 50
+  invoices) against ``GET /bench/baseline-select/?limit=50`` (one SELECT of 50 rows holding
+  the same invoice documents, encoded with ``json``);
+* **read**: ``GET /api/v1/invoices/<id>/`` (50 invoices in turn) against
+  ``GET /bench/baseline-select/<id>/`` (one SELECT of one row).
 
-The runner provisions PostgreSQL and Redis with ``devtools`` (embedded servers in
-``.data/bench-*`` unless ``DATABASE_URL`` (superuser) / ``REDIS_URL`` are set), recreates the
-database ``paymenter_bench``, migrates it as the owner, creates the baseline table and the
-fixtures (API key, product, customer), and starts one gunicorn (``benchmarks.settings``,
-gthread workers, DEBUG off, WARNING logs) on a free port of 127.0.0.1. It then loads both
-endpoints from this process (one thread and one keep-alive connection per concurrent client),
-alternating them in rounds (A B, B A, ...) so drift hits both alike, checks every response,
-prints p50 / p99 / throughput and the invoice/baseline ratios and writes
-``benchmarks/results/latest.json``. Everything it started is stopped at the end, also on error.
-Any failed request makes the exit status non-zero.
+Phases, after provisioning (``devtools``: embedded servers in ``.data/bench-*`` unless
+``DATABASE_URL`` (superuser) / ``REDIS_URL`` are set; a fresh ``paymenter_bench`` database,
+migrated as the owner; the baseline tables; an API key, a product and a customer):
+
+1. **seed**: one invoice with five lines and 60 with one line, through the API; the newest 50
+   documents become the rows of the select baseline;
+2. **statements**: a second gunicorn (the same configuration, one worker) reaches PostgreSQL
+   through ``benchmarks.pg_wire_counter``, a proxy that counts the statements and round trips
+   on the wire; each endpoint is requested a few times, one at a time, after a warm-up, and
+   every message up to the point the connection is idle again counts for its request (list
+   at 50 and at 1 per page; read of a 1-line and a 5-line invoice);
+3. **load**: a warm-up of every endpoint, then ``--rounds`` rounds alternating the order
+   (A B C D E F, F E D C B A, ...) so drift hits each endpoint and its baseline alike;
+   ``--concurrency`` client threads in this process, **a new connection per request** (sync
+   workers close every connection), latency from connect to the last byte read;
+4. **CPU**: ``--cpu-requests`` requests per endpoint one at a time; the CPU time every
+   process group spent (``benchmarks.cpu_meter``: gunicorn, PostgreSQL, Redis, this runner;
+   all cores) divided by the requests.
+
+The run fails (exit status 1) on any unexpected status or transport error, a create without
+a new distinct id, a page or row that is not the expected one, or a baseline row count that
+does not match its 201s. The issue's performance targets (create: throughput >= 0.2x and p99
+within 10x of the baseline's, <= 12 statements; reads: statements independent of page size
+and line count) are printed and written PASS/FAIL but do not change the exit status: they
+are a decision for people, from numbers of a noisy machine. Results go to
+``benchmarks/results/latest.json``; everything started is stopped at the end, also on error.
 """
 
 from __future__ import annotations
@@ -24,21 +46,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import itertools
 import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,27 +68,69 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
+from benchmarks.cpu_meter import (
+    CpuMeter,
+    add,
+    per_request_ms,
+    postgres_pids,
+    postmaster_pid,
+    process_tree,
+    redis_server_pid,
+)
+
+# Re-exported (``as``: explicit for mypy): benchmarks.refusal_flood and benchmarks.webhook_ingest
+# import these from here.
+from benchmarks.errors import BenchmarkError as BenchmarkError  # noqa: PLC0414
+from benchmarks.gunicorn_server import (
+    ProductionServer,
+    RunningServer,
+    running_production_server,
+)
+from benchmarks.gunicorn_server import free_port as free_port  # noqa: PLC0414
+from benchmarks.gunicorn_server import stop_process_group as stop_process_group  # noqa: PLC0414
+from benchmarks.gunicorn_server import wait_until_serving as wait_until_serving  # noqa: PLC0414
+from benchmarks.http_load import (
+    MAX_FAILURE_SAMPLES,
+    Batch,
+    Request,
+    Target,
+    UnexpectedResponse,
+    ratios,
+    run_batch,
+    send,
+    summarize,
+)
+from benchmarks.http_load import percentiles as percentiles  # noqa: PLC0414 - re-exported, as above
+from benchmarks.pg_wire_counter import counting_proxy, summarize_events
 from devtools.embedded import start_postgres, start_redis
 from devtools.provision import BASE_DIR, Environment, data_dir, provision_database
 from paymenter import dbroles
 
 BENCH_DATABASE = "paymenter_bench"
 BASELINE_TABLE = "bench_baseline_insert"  # benchmarks.views.TABLE (not imported: no Django here)
+SELECT_TABLE = "bench_baseline_select"  # benchmarks.views.SELECT_TABLE
 BASELINE_PATH = "/bench/baseline-insert/"
+SELECT_PATH = "/bench/baseline-select/"
 INVOICE_PATH = "/api/v1/invoices/"
 PRODUCT_CODE = "bench-vps-small"
 CURRENCY = "AUD"
+PAGE_SIZE = 50
+SEED_INVOICES = PAGE_SIZE + 10  # one-line invoices: the list's page is full, the read has 50 to turn over
+MULTI_LINE = 5  # lines of the invoice whose read is counted against a one-line one
 RESULTS_FILE = BASE_DIR / "benchmarks" / "results" / "latest.json"
+LOG_DIR = data_dir() / "bench"  # gunicorn's stdout and stderr (access log, application log)
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 
-_SERVER_START_TIMEOUT_SECONDS = 60
-_STOP_TIMEOUT_SECONDS = 15
-_REQUEST_TIMEOUT_SECONDS = 30
-_MAX_FAILURE_SAMPLES = 5
+_STATEMENT_WARMUP = 2
+
+# The issue's targets (docs/performance.md): reported, not enforced by the exit status.
+TARGET_CREATE_THROUGHPUT_RATIO = 0.2
+TARGET_CREATE_P99_RATIO = 10.0
+TARGET_CREATE_STATEMENTS = 12
 
 
-class BenchmarkError(Exception):
-    """The benchmark could not run or a request failed: reported, exit status 1."""
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
 
 
 # --- Environment ---------------------------------------------------------------------------
@@ -140,8 +204,24 @@ def child_environment(environment: Environment) -> dict[str, str]:
     return child
 
 
+def server_environment(environment: Environment) -> dict[str, str]:
+    """:func:`child_environment` with production's log level (INFO, the default) instead of
+    WARNING: the server logs what production's would (to a file, ``LOG_DIR``)."""
+    env = child_environment(environment)
+    env.pop("LOG_LEVEL", None)
+    return env
+
+
+def _grant(conn: psycopg.Connection[Any], privilege: str, table: str) -> None:
+    conn.execute(
+        sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+            sql.SQL(privilege), sql.Identifier(table), sql.Identifier(dbroles.APP_ROLE)
+        )
+    )
+
+
 def create_baseline_table(owner_url: str) -> None:
-    """The baseline's table, owned by the owner role like every table; the app may INSERT."""
+    """The insert baseline's table, owned by the owner role like every table; the app may INSERT."""
     table = sql.Identifier(BASELINE_TABLE)
     with psycopg.connect(owner_url, autocommit=True) as conn:
         conn.execute(
@@ -150,12 +230,35 @@ def create_baseline_table(owner_url: str) -> None:
                 " payload text NOT NULL)"
             ).format(table)
         )
-        conn.execute(sql.SQL("GRANT INSERT ON TABLE {} TO {}").format(table, sql.Identifier(dbroles.APP_ROLE)))
+        _grant(conn, "INSERT", BASELINE_TABLE)
         conn.execute(
             sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
                 sql.Identifier(f"{BASELINE_TABLE}_id_seq"), sql.Identifier(dbroles.APP_ROLE)
             )
         )
+
+
+def create_select_table(owner_url: str, documents: list[dict[str, Any]]) -> list[int]:
+    """The select baseline's table, one row per document (oldest first, so ``ORDER BY id
+    DESC`` lists them as the API does); the app may SELECT. The row ids, in ``documents``' order."""
+    table = sql.Identifier(SELECT_TABLE)
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now(),"
+                " document jsonb NOT NULL)"
+            ).format(table)
+        )
+        _grant(conn, "SELECT", SELECT_TABLE)
+        ids: dict[int, int] = {}
+        for position in reversed(range(len(documents))):
+            row = conn.execute(
+                sql.SQL("INSERT INTO {} (document) VALUES (%s::jsonb) RETURNING id").format(table),
+                [json.dumps(documents[position])],
+            ).fetchone()
+            ids[position] = int(row[0]) if row else 0
+        conn.execute(sql.SQL("ANALYZE {}").format(table))
+    return [ids[position] for position in range(len(documents))]
 
 
 def database_facts(owner_url: str) -> dict[str, str]:
@@ -220,11 +323,15 @@ def run_fixtures_child(env: dict[str, str]) -> dict[str, str]:
     return fixtures
 
 
-# --- Server -----------------------------------------------------------------------------------
+# --- The gthread server of earlier runs -------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """gunicorn with ``gthread`` workers and keep-alive, as this benchmark started it before it
+    moved to the production configuration; ``benchmarks.webhook_ingest --server gthread``
+    still uses it."""
+
     workers: int
     threads: int
 
@@ -251,227 +358,456 @@ class ServerConfig:
         ]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def running_server(config: ServerConfig, env: dict[str, str]) -> Iterator[int]:
-    """gunicorn in its own process group on a free port; stopped (group-wide) on exit."""
-    port = free_port()
-    process = subprocess.Popen(config.command(port), env=env, cwd=BASE_DIR, start_new_session=True)  # noqa: S603 - constant argv
-    try:
-        wait_until_serving(process, port)
-        yield port
-    finally:
-        stop_process_group(process)
-
-
-def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + _SERVER_START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchmarkError(f"gunicorn exited with status {process.returncode} while starting")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    raise BenchmarkError(f"gunicorn did not answer /healthz within {_SERVER_START_TIMEOUT_SECONDS}s")
-
-
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=_STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-# --- Load -------------------------------------------------------------------------------------
+# --- Requests -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Target:
-    """One endpoint: how to build the i-th request and which status means success."""
-
+class Pair:
     name: str
-    path: str
-    expected_status: int
-    build: Callable[[int], tuple[bytes, dict[str, str]]]
-    # The created object's id in a success body: every success must have created a new one.
-    created_id: Callable[[bytes], str] = lambda content: str(json.loads(content)["id"])
+    endpoint: Target
+    baseline: Target
+
+    @property
+    def targets(self) -> tuple[Target, Target]:
+        return (self.baseline, self.endpoint)
 
 
-def targets(fixtures: dict[str, str] | None) -> dict[str, Target]:
-    body = {
-        "customer": fixtures["customer_id"] if fixtures else str(uuid.uuid4()),
-        "currency": CURRENCY,
-        "lines": [{"product_code": PRODUCT_CODE, "quantity": 1}],
-    }
-    encoded = json.dumps(body).encode()
+def _json(status: int, expected: int, content: bytes) -> Any:
+    if status != expected:
+        raise UnexpectedResponse(f"HTTP {status}: {content[:300]!r}")
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise UnexpectedResponse(f"HTTP {status}, not JSON: {content[:300]!r}") from None
+
+
+def _created(_: int, status: int, content: bytes) -> str:
+    try:
+        return str(_json(status, 201, content)["id"])
+    except (KeyError, TypeError):
+        raise UnexpectedResponse(f"HTTP {status} without an id: {content[:300]!r}") from None
+
+
+def _page_of(size: int) -> Callable[[int, int, bytes], str]:
+    def verify(_: int, status: int, content: bytes) -> str:
+        document = _json(status, 200, content)
+        results = document.get("results") if isinstance(document, dict) else None
+        if not isinstance(results, list) or len(results) != size:
+            count = len(results) if isinstance(results, list) else "no"
+            raise UnexpectedResponse(f"HTTP {status} with {count} results, expected {size}")
+        return ""
+
+    return verify
+
+
+def _document_of(invoice_ids: list[str]) -> Callable[[int, int, bytes], str]:
+    def verify(number: int, status: int, content: bytes) -> str:
+        document = _json(status, 200, content)
+        expected = invoice_ids[number % len(invoice_ids)]
+        if not isinstance(document, dict) or document.get("id") != expected:
+            raise UnexpectedResponse(f"HTTP {status}, not invoice {expected}: {content[:200]!r}")
+        return ""
+
+    return verify
+
+
+@dataclass(frozen=True)
+class Fixtures:
+    api_key: str
+    customer_id: str
+
+    def invoice_body(self, lines: int = 1) -> bytes:
+        body = {
+            "customer": self.customer_id,
+            "currency": CURRENCY,
+            "lines": [{"product_code": PRODUCT_CODE, "quantity": quantity} for quantity in range(1, lines + 1)],
+        }
+        return json.dumps(body).encode()
+
+    def headers(self, **more: str) -> dict[str, str]:
+        return {"Accept": "application/json", "Authorization": f"Bearer {self.api_key}", **more}
+
+
+@dataclass(frozen=True)
+class Seed:
+    invoice_ids: list[str]  # the newest page, newest first: the reads turn over these
+    row_ids: list[int]  # their documents' rows in the select baseline, same order
+    multi_line_invoice_id: str
+    document_bytes: int  # mean size of one invoice document
+
+
+def create_targets(fixtures: Fixtures) -> tuple[Target, Target]:
+    body = fixtures.invoice_body()
     json_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-
-    def baseline(_: int) -> tuple[bytes, dict[str, str]]:
-        return encoded, json_headers
-
-    result = {"baseline": Target("baseline", BASELINE_PATH, 201, baseline)}
-    if fixtures is not None:
-        auth = {**json_headers, "Authorization": f"Bearer {fixtures['api_key']}"}
-
-        def invoice(_: int) -> tuple[bytes, dict[str, str]]:
-            return encoded, {**auth, "Idempotency-Key": str(uuid.uuid4())}
-
-        result["invoice"] = Target("invoice", INVOICE_PATH, 201, invoice)
-    return result
-
-
-@dataclass
-class Batch:
-    target: str
-    latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
-    created_ids: set[str] = field(default_factory=set)
-    failures: list[str] = field(default_factory=list)
-    wall_seconds: float = 0.0
+    invoice = Target(
+        "invoice_create",
+        f"POST {INVOICE_PATH}",
+        lambda _: Request(
+            "POST", INVOICE_PATH, body, fixtures.headers(**json_headers, **{"Idempotency-Key": str(uuid.uuid4())})
+        ),
+        _created,
+        creates=True,
+    )
+    baseline = Target(
+        "baseline_insert",
+        f"POST {BASELINE_PATH} (1 INSERT)",
+        lambda _: Request("POST", BASELINE_PATH, body, json_headers),
+        _created,
+        creates=True,
+    )
+    return invoice, baseline
 
 
-def run_batch(target: Target, *, port: int, requests: int, concurrency: int, max_seconds: float) -> Batch:
-    """``requests`` requests from ``concurrency`` threads, each with its own keep-alive
-    connection (opened fresh per batch: the server drops idle ones between batches)."""
-    batch = Batch(target=target.name)
-    numbers = itertools.count()  # next() on a count is atomic under the GIL
-    lock = threading.Lock()
-    deadline = time.monotonic() + max_seconds
+def list_target(fixtures: Fixtures, page_size: int) -> Target:
+    path = f"{INVOICE_PATH}?page_size={page_size}"
+    request = Request("GET", path, None, fixtures.headers())
+    suffix = "" if page_size == PAGE_SIZE else f"_{page_size}"
+    return Target(f"invoice_list{suffix}", f"GET {path}", lambda _: request, _page_of(page_size))
+
+
+def select_list_target(page_size: int) -> Target:
+    path = f"{SELECT_PATH}?limit={page_size}"
+    request = Request("GET", path, None, {"Accept": "application/json"})
+    return Target("baseline_select_page", f"GET {path} (1 SELECT)", lambda _: request, _page_of(page_size))
+
+
+def read_target(fixtures: Fixtures, invoice_ids: list[str], *, name: str = "invoice_read", note: str = "") -> Target:
+    headers = fixtures.headers()
+    return Target(
+        name,
+        f"GET {INVOICE_PATH}<id>/{note}",
+        lambda number: Request("GET", f"{INVOICE_PATH}{invoice_ids[number % len(invoice_ids)]}/", None, headers),
+        _document_of(invoice_ids),
+    )
+
+
+def select_one_target(seed: Seed) -> Target:
+    headers = {"Accept": "application/json"}
+    return Target(
+        "baseline_select_row",
+        f"GET {SELECT_PATH}<id>/ (1 SELECT)",
+        lambda number: Request("GET", f"{SELECT_PATH}{seed.row_ids[number % len(seed.row_ids)]}/", None, headers),
+        _document_of(seed.invoice_ids),
+    )
+
+
+def build_pairs(fixtures: Fixtures, seed: Seed, chosen: str) -> list[Pair]:
+    invoice, insert = create_targets(fixtures)
+    pairs = [
+        Pair("create", invoice, insert),
+        Pair("list", list_target(fixtures, PAGE_SIZE), select_list_target(PAGE_SIZE)),
+        Pair("read", read_target(fixtures, seed.invoice_ids), select_one_target(seed)),
+    ]
+    return [pair for pair in pairs if chosen in {"all", pair.name}]
+
+
+# --- Seed ------------------------------------------------------------------------------------------
+
+
+def seed(port: int, fixtures: Fixtures, owner_url: str) -> Seed:
+    """Invoices through the API (one with ``MULTI_LINE`` lines first, then ``SEED_INVOICES``
+    with one), the newest page read back, and its documents stored as the select baseline's rows."""
+    headers = fixtures.headers(**{"Content-Type": "application/json"})
+
+    def create(lines: int) -> str:
+        request = Request(
+            "POST", INVOICE_PATH, fixtures.invoice_body(lines), {**headers, "Idempotency-Key": str(uuid.uuid4())}
+        )
+        try:
+            return _created(0, *send(port, request))
+        except (OSError, http.client.HTTPException, UnexpectedResponse) as exc:
+            raise BenchmarkError(f"seeding: creating an invoice failed: {exc}") from None
+
+    multi_line = create(MULTI_LINE)
+    numbers = iter(range(SEED_INVOICES))
+    errors: list[BaseException] = []
 
     def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=_REQUEST_TIMEOUT_SECONDS)
-        try:
-            while (number := next(numbers)) < requests:
-                if time.monotonic() > deadline:
-                    with lock:
-                        batch.failures.append(f"not sent: the batch exceeded {max_seconds:.0f}s")
-                    continue
-                body, headers = target.build(number)
-                started = time.perf_counter()
-                try:
-                    conn.request("POST", target.path, body=body, headers=headers)
-                    response = conn.getresponse()
-                    content = response.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    conn.close()  # reconnects on the next request
-                    with lock:
-                        batch.failures.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                elapsed = time.perf_counter() - started
-                with lock:
-                    if response.status != target.expected_status:
-                        batch.failures.append(f"HTTP {response.status}: {content[:300]!r}")
-                        continue
-                    try:
-                        batch.created_ids.add(target.created_id(content))
-                    except (ValueError, KeyError, TypeError):
-                        batch.failures.append(f"HTTP {response.status} without an id: {content[:300]!r}")
-                        continue
-                    batch.latencies.append(elapsed)
-        finally:
-            conn.close()
+        for _ in numbers:  # next() on a range iterator is atomic under the GIL
+            try:
+                create(1)
+            except BenchmarkError as exc:
+                errors.append(exc)
+                return
 
-    # Daemon threads: an interrupted run must not wait for clients of a server already stopped.
-    threads = [
-        threading.Thread(target=client, name=f"bench-{target.name}-{i}", daemon=True) for i in range(concurrency)
-    ]
-    started = time.perf_counter()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    batch.wall_seconds = time.perf_counter() - started
-    return batch
+    if errors:
+        raise errors[0]
+    try:
+        status, content = send(port, Request("GET", f"{INVOICE_PATH}?page_size={PAGE_SIZE}", None, fixtures.headers()))
+        _page_of(PAGE_SIZE)(0, status, content)
+    except (OSError, http.client.HTTPException, UnexpectedResponse) as exc:
+        raise BenchmarkError(f"seeding: reading the first page: {exc}") from None
+    documents: list[dict[str, Any]] = json.loads(content)["results"]
+    if any(len(document.get("lines", [])) != 1 for document in documents):
+        raise BenchmarkError("seeding: the first page holds an invoice without exactly one line")
+    row_ids = create_select_table(owner_url, documents)
+    return Seed(
+        invoice_ids=[str(document["id"]) for document in documents],
+        row_ids=row_ids,
+        multi_line_invoice_id=multi_line,
+        document_bytes=round(statistics.fmean(len(json.dumps(document)) for document in documents)),
+    )
 
 
-# --- Statistics -------------------------------------------------------------------------------
+# --- Load ------------------------------------------------------------------------------------------
 
 
-def summarize(batches: list[Batch]) -> dict[str, Any]:
-    latencies = sorted(value for batch in batches for value in batch.latencies)
-    failures = [failure for batch in batches for failure in batch.failures]
-    created = set().union(*(batch.created_ids for batch in batches))
-    if len(created) != len(latencies):  # a replayed or double-counted success
-        failures.append(f"{len(latencies)} successes created {len(created)} distinct objects")
-    wall = sum(batch.wall_seconds for batch in batches)
-    summary: dict[str, Any] = {
-        "requests": len(latencies) + len(failures),
-        "ok": len(latencies),
-        "failed": len(failures),
-        "failure_samples": sorted(set(failures))[:_MAX_FAILURE_SAMPLES],
-        "wall_seconds": round(wall, 3),
-        "throughput_rps": round(len(latencies) / wall, 1) if wall else 0.0,
-        "per_round_throughput_rps": [
-            round(len(batch.latencies) / batch.wall_seconds, 1) if batch.wall_seconds else 0.0 for batch in batches
-        ],
-    }
-    summary.update(percentiles(latencies))
-    return summary
+def rounds_order(pairs: list[Pair], number: int) -> list[Target]:
+    """Each pair's baseline next to its endpoint, the whole order reversed every other round."""
+    order = [target for pair in pairs for target in pair.targets]
+    return order if number % 2 == 0 else order[::-1]
 
 
-def percentiles(latencies: list[float]) -> dict[str, float]:
-    """p50/p90/p99, mean and max in milliseconds of ``latencies`` (seconds); {} below two."""
-    if len(latencies) < 2:
-        return {}
-    ordered = sorted(latencies)
-    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-    return {
-        "p50_ms": round(cuts[49] * 1000, 2),
-        "p90_ms": round(cuts[89] * 1000, 2),
-        "p99_ms": round(cuts[98] * 1000, 2),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
+@dataclass
+class LoadResult:
+    batches: dict[str, list[Batch]]
+    warmup: dict[str, Batch]
+    cpu_seconds: dict[str, dict[str, float]]
 
 
-def ratios(invoice: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    """invoice / baseline; per round too (adjacent batches), to show how stable the ratio is."""
+def measure_load(args: argparse.Namespace, server: RunningServer, pairs: list[Pair], meter: CpuMeter) -> LoadResult:
+    """Warm-up, then ``rounds`` rounds in alternating order; CPU sampled around each batch."""
+    targets = [target for pair in pairs for target in pair.targets]
+    warmup: dict[str, Batch] = {}
+    for target in targets:
+        warmup[target.name] = run_batch(
+            target, port=server.port, requests=args.warmup, concurrency=args.concurrency, max_seconds=args.max_seconds
+        )
+        if warmup[target.name].failures:
+            failures = warmup[target.name].failures
+            raise BenchmarkError(f"warm-up of {target.name}: {len(failures)} failed, e.g. {failures[0]}")
+    log(f"warm-up: {args.warmup} requests per endpoint at concurrency {args.concurrency}")
+    per_round = max(1, args.requests // args.rounds)
+    batches: dict[str, list[Batch]] = {target.name: [] for target in targets}
+    cpu: dict[str, dict[str, float]] = {target.name: {} for target in targets}
+    for number in range(args.rounds):
+        rates = []
+        for target in rounds_order(pairs, number):
+            before = meter.sample()
+            batch = run_batch(
+                target,
+                port=server.port,
+                requests=per_round,
+                concurrency=args.concurrency,
+                max_seconds=args.max_seconds,
+            )
+            add(cpu[target.name], CpuMeter.seconds(before, meter.sample()))
+            server.note_workers()
+            batches[target.name].append(batch)
+            rate = batch.throughput
+            failed = f" ({len(batch.failures)} failed)" if batch.failures else ""
+            rates.append(f"{target.name} {rate:.0f}/s{failed}")
+        log(f"round {number + 1}/{args.rounds}: " + ", ".join(rates))
+    return LoadResult(batches=batches, warmup=warmup, cpu_seconds=cpu)
+
+
+def measure_cpu(args: argparse.Namespace, server: RunningServer, pairs: list[Pair], meter: CpuMeter) -> dict[str, Any]:
+    """``cpu_requests`` requests per endpoint, one at a time: CPU ms per request per process
+    group, and the latency of a request alone."""
     result: dict[str, Any] = {}
-    for key in ("p50_ms", "p99_ms", "mean_ms", "throughput_rps"):
-        if invoice.get(key) and baseline.get(key):
-            result[key.removesuffix("_ms").removesuffix("_rps")] = round(invoice[key] / baseline[key], 3)
-    result["per_round_throughput"] = [
-        round(mine / theirs, 3) if theirs else None
-        for mine, theirs in zip(invoice["per_round_throughput_rps"], baseline["per_round_throughput_rps"], strict=True)
-    ]
+    for target in (target for pair in pairs for target in pair.targets):
+        before = meter.sample(everyone=True)
+        batch = run_batch(target, port=server.port, requests=args.cpu_requests, concurrency=1, max_seconds=120)
+        after = meter.sample(everyone=True)
+        server.note_workers()
+        requests = len(batch.latencies) + len(batch.failures)
+        result[target.name] = {
+            "requests": requests,
+            "failed": len(batch.failures),
+            "failure_samples": sorted(set(batch.failures))[:MAX_FAILURE_SAMPLES],
+            "created_ids": sorted(batch.created_ids),
+            "cpu_ms_per_request": per_request_ms(CpuMeter.seconds(before, after), requests),
+            "others_cpu_seconds": CpuMeter.others(before, after, limit=3),
+            "wall_seconds": round(batch.wall_seconds, 3),
+            **percentiles(batch.latencies),
+        }
     return result
 
 
-def format_table(summaries: dict[str, dict[str, Any]], ratio: dict[str, Any]) -> str:
-    labels = {"baseline": f"baseline  POST {BASELINE_PATH} (1 INSERT)", "invoice": f"invoice   POST {INVOICE_PATH}"}
-    header = f"{'endpoint':<48} {'ok':>6} {'failed':>6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>8}"
+# --- Statements ----------------------------------------------------------------------------------
+
+
+def count_statements(
+    args: argparse.Namespace, env: dict[str, str], database_url: str, probes: list[Target]
+) -> tuple[dict[str, Any], list[str]]:
+    """Each probe ``statement_requests`` times, one at a time, through a gunicorn with one
+    worker whose database connections go through the counting proxy; per request the
+    messages up to the moment the proxy is quiet again."""
+    result: dict[str, Any] = {}
+    failures: list[str] = []
+    with counting_proxy(database_url) as counter:
+        counted_env = {**env, "DATABASE_URL": counter.url, "DATABASE_SSLMODE": "disable"}
+        server_config = ProductionServer(workers=1)
+        with running_production_server(server_config, counted_env, LOG_DIR / "gunicorn-statements.log") as server:
+            for probe in probes:
+                per_request: list[dict[str, Any]] = []
+                for number in range(_STATEMENT_WARMUP + args.statement_requests):
+                    if number == _STATEMENT_WARMUP:
+                        counter.wait_quiet()
+                    mark = counter.mark()
+                    try:
+                        status, content = send(server.port, probe.build(number))
+                        probe.verify(number, status, content)
+                    except (OSError, http.client.HTTPException, UnexpectedResponse) as exc:
+                        failures.append(f"statements of {probe.name}: {type(exc).__name__}: {exc}")
+                        break
+                    if number >= _STATEMENT_WARMUP:
+                        counter.wait_quiet()  # what the worker sends after the response counts too
+                        per_request.append(summarize_events(counter.since(mark)))
+                if not per_request:
+                    continue
+                counts = [item["statements"] for item in per_request]
+                typical_count = Counter(counts).most_common(1)[0][0]
+                typical = next(item for item in per_request if item["statements"] == typical_count)
+                result[probe.name] = {
+                    "label": probe.label,
+                    "statements": typical_count,  # the most common count (one request now and then does more)
+                    "statements_min": min(counts),
+                    "statements_max": max(counts),
+                    "round_trips": typical["round_trips"],
+                    "health_checks": typical["health_checks"],
+                    "requests_counted": len(per_request),
+                    "by_kind": typical["by_kind"],
+                    "sql": typical["sql"],
+                }
+    return result, failures
+
+
+# --- Targets --------------------------------------------------------------------------------------
+
+
+def evaluate_targets(pair_ratios: dict[str, dict[str, Any]], statements: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The issue's targets, each with its value and PASS/FAIL (or SKIP when not measured)."""
+
+    def outcome(value: float | None, ok: Callable[[float], bool], goal: str) -> dict[str, Any]:
+        if value is None:
+            return {"goal": goal, "value": None, "result": "SKIP"}
+        return {"goal": goal, "value": value, "result": "PASS" if ok(value) else "FAIL"}
+
+    def count(name: str) -> int | None:
+        return statements[name]["statements"] if name in statements else None
+
+    create = pair_ratios.get("create", {})
+    list_50, list_1 = count("invoice_list"), count("invoice_list_1")
+    read_1, read_n = count("invoice_read"), count(f"invoice_read_{MULTI_LINE}_lines")
+    return {
+        "create throughput ratio": outcome(
+            create.get("throughput"),
+            lambda v: v >= TARGET_CREATE_THROUGHPUT_RATIO,
+            f">= {TARGET_CREATE_THROUGHPUT_RATIO}",
+        ),
+        "create p99 ratio": outcome(
+            create.get("p99"), lambda v: v <= TARGET_CREATE_P99_RATIO, f"<= {TARGET_CREATE_P99_RATIO:g}"
+        ),
+        "create statements per request": outcome(
+            count("invoice_create"), lambda v: v <= TARGET_CREATE_STATEMENTS, f"<= {TARGET_CREATE_STATEMENTS}"
+        ),
+        f"list statements: {PAGE_SIZE} per page minus 1 per page": outcome(
+            None if list_50 is None or list_1 is None else list_50 - list_1, lambda v: v == 0, "0 (constant)"
+        ),
+        f"read statements: {MULTI_LINE} lines minus 1 line": outcome(
+            None if read_1 is None or read_n is None else read_n - read_1, lambda v: v == 0, "0 (constant)"
+        ),
+    }
+
+
+# --- Output ----------------------------------------------------------------------------------------
+
+
+OUR_GROUPS = ("gunicorn", "postgres", "redis", "runner")  # make_cpu_meter's groups
+
+
+def ours(per_request: dict[str, float]) -> float | None:
+    """CPU ms per request of the run's own processes (other work on the machine left out)."""
+    return sum(per_request.get(group, 0.0) for group in OUR_GROUPS) if per_request else None
+
+
+def format_load_table(
+    pairs: list[Pair], summaries: dict[str, dict[str, Any]], pair_ratios: dict[str, Any], cpu: dict[str, Any]
+) -> str:
+    header = (
+        f"{'pair':<7}{'endpoint':<50}{'ok':>6}{'failed':>7}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'req/s':>9}"
+        f"{'CPU ms':>8}"
+    )
     lines = [header, "-" * len(header)]
-    for name, summary in summaries.items():
+    for pair in pairs:
+        for position, target in enumerate((pair.endpoint, pair.baseline)):
+            summary = summaries[target.name]
+            used = ours(cpu.get(target.name, {}))
+            lines.append(
+                f"{pair.name if position == 0 else '':<7}{target.label:<50}{summary['ok']:>6}{summary['failed']:>7}"
+                f"{summary.get('p50_ms', 0):>9.1f}{summary.get('p99_ms', 0):>9.1f}{summary.get('mean_ms', 0):>9.1f}"
+                f"{summary['throughput_rps']:>9.1f}{'-' if used is None else f'{used:.1f}':>8}"
+            )
+        ratio = pair_ratios[pair.name]
         lines.append(
-            f"{labels[name]:<48} {summary['ok']:>6} {summary['failed']:>6} {summary.get('p50_ms', 0):>8.2f}"
-            f" {summary.get('p99_ms', 0):>8.2f} {summary.get('mean_ms', 0):>8.2f} {summary['throughput_rps']:>8.1f}"
+            f"{'':<7}{'ratio endpoint / baseline':<50}{'':>6}{'':>7}{ratio.get('p50', 0):>8.2f}x"
+            f"{ratio.get('p99', 0):>8.2f}x{ratio.get('mean', 0):>8.2f}x{ratio.get('throughput', 0):>8.3f}x"
         )
-    if ratio:
-        lines.append(
-            f"{'ratio invoice / baseline':<48} {'':>6} {'':>6} {ratio.get('p50', 0):>7.2f}x"
-            f" {ratio.get('p99', 0):>7.2f}x {ratio.get('mean', 0):>7.2f}x {ratio.get('throughput', 0):>7.3f}x"
-        )
+        per_round = " ".join(f"{value:.3f}" for value in ratio["per_round_throughput"] if value is not None)
+        cpu_ratio = ratio.get("cpu_baseline_over_endpoint")
+        by_cpu = f"; CPU per request, baseline / endpoint: {cpu_ratio:.3f}" if cpu_ratio else ""
+        lines.append(f"{'':<7}throughput ratio per round: {per_round}{by_cpu}")
+    lines.append(
+        "CPU ms: CPU time per request of gunicorn, PostgreSQL, Redis and this runner during the rounds"
+        " (other work on the machine left out)"
+    )
     return "\n".join(lines)
 
 
-# --- The run ----------------------------------------------------------------------------------
+def format_cost_table(statements: dict[str, Any], cpu: dict[str, Any], labels: dict[str, str]) -> str:
+    columns = {"gunicorn": "gunicorn", "postgres": "postgres", "redis": "redis", "runner": "runner"}
+    columns |= {"ours": "ours", "machine": "all cores"}
+    header = f"{'endpoint':<50}{'stmts':>6}{'trips':>6}{'p50 ms':>8}" + "".join(
+        f"{name:>10}" for name in columns.values()
+    )
+    lines = ["per request, one client at a time (statements and round trips on the wire; CPU ms)", header]
+    lines.append("-" * len(header))
+    for name, label in labels.items():
+        counted = statements.get(name, {})
+        used = cpu.get(name, {})
+        per_request = dict(used.get("cpu_ms_per_request", {}))
+        if per_request:
+            per_request["ours"] = ours(per_request)
+        stmts = str(counted.get("statements", "-"))
+        if counted and counted["statements_min"] != counted["statements_max"]:
+            stmts += "*"
+        lines.append(
+            f"{label:<50}{stmts:>6}{counted.get('round_trips', '-')!s:>6}"
+            f"{used.get('p50_ms', 0) if used else '-'!s:>8}"
+            + "".join(f"{per_request[group]:>10.2f}" if group in per_request else f"{'-':>10}" for group in columns)
+        )
+    if any(item["statements_min"] != item["statements_max"] for item in statements.values()):
+        lines.append("* the most common count; some requests differed (see latest.json: statements_min/max)")
+    return "\n".join(lines)
+
+
+def machine_facts(load_at_start: list[float]) -> dict[str, Any]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        # Other work on the machine skews absolute numbers; the interleaved ratio less so.
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
+    }
 
 
 def git_revision() -> str:
@@ -499,99 +835,222 @@ def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
+# --- The run ---------------------------------------------------------------------------------------
 
 
-def measure(args: argparse.Namespace, port: int, chosen: dict[str, Target]) -> dict[str, list[Batch]]:
-    """Warm-up, then ``rounds`` rounds alternating the order of the endpoints (A B, B A, ...)."""
-    order = list(chosen)
-    for name in order:
-        log(f"warm-up: {args.warmup} x {name}")
-        warm = run_batch(
-            chosen[name], port=port, requests=args.warmup, concurrency=args.concurrency, max_seconds=args.max_seconds
-        )
-        if warm.failures:
-            raise BenchmarkError(f"warm-up of {name}: {len(warm.failures)} failed, e.g. {warm.failures[0]}")
-    per_round = max(1, args.requests // args.rounds)
-    batches: dict[str, list[Batch]] = {name: [] for name in order}
-    for number in range(args.rounds):
-        for name in order if number % 2 == 0 else reversed(order):
-            batch = run_batch(
-                chosen[name], port=port, requests=per_round, concurrency=args.concurrency, max_seconds=args.max_seconds
+@dataclass
+class Run:
+    """What the phases found, for the report."""
+
+    args: argparse.Namespace
+    environment: Environment
+    server: ProductionServer
+    started_at: datetime
+    load_at_start: list[float]
+    seed: Seed | None = None
+    pairs: list[Pair] = field(default_factory=list)
+    probes: list[Target] = field(default_factory=list)
+    statements: dict[str, Any] = field(default_factory=dict)
+    load: LoadResult | None = None
+    cpu: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    replaced_workers: int = 0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = round(time.monotonic() - started, 1)
+
+
+def statement_probes(fixtures: Fixtures, seed: Seed, pairs: list[Pair]) -> list[Target]:
+    """Every endpoint of the chosen pairs, plus the list at one per page and the read of the
+    ``MULTI_LINE``-line invoice (whose counts must equal the list's and the read's)."""
+    probes: list[Target] = []
+    for pair in pairs:
+        probes += [pair.endpoint, pair.baseline]
+        if pair.name == "list":
+            probes.append(list_target(fixtures, 1))
+        if pair.name == "read":
+            probes.append(
+                read_target(
+                    fixtures,
+                    [seed.multi_line_invoice_id],
+                    name=f"invoice_read_{MULTI_LINE}_lines",
+                    note=f" ({MULTI_LINE} lines)",
+                )
             )
-            batches[name].append(batch)
-            rate = len(batch.latencies) / batch.wall_seconds if batch.wall_seconds else 0.0
-            log(
-                f"round {number + 1}/{args.rounds} {name}: {len(batch.latencies)} ok, {len(batch.failures)} failed,"
-                f" {rate:.0f} req/s"
-            )
-    return batches
+    return probes
 
 
-def report(
-    args: argparse.Namespace,
-    *,
-    environment: Environment,
-    config: ServerConfig,
-    batches: dict[str, list[Batch]],
-    started_at: datetime,
-    load_at_start: list[float],
-) -> int:
-    """Print the table, write ``latest.json``; the exit status says whether every request succeeded."""
-    owner_url = environment.variables["DATABASE_OWNER_URL"]
-    summaries = {name: summarize(runs) for name, runs in batches.items()}
-    ratio = ratios(summaries["invoice"], summaries["baseline"]) if len(summaries) == 2 else {}
-    # Every successful baseline response must have left exactly one row (warm-up included).
-    rows_written = {"baseline_rows": count_rows(owner_url, BASELINE_TABLE)}
-    if "baseline" in summaries:
-        expected_rows = args.warmup + summaries["baseline"]["ok"]
-        if rows_written["baseline_rows"] != expected_rows:
-            summaries["baseline"]["failed"] += 1
-            summaries["baseline"]["failure_samples"].append(
-                f"{rows_written['baseline_rows']} rows in {BASELINE_TABLE}, expected {expected_rows}"
-            )
-    result = {
+def check_baseline_rows(run: Run, owner_url: str) -> dict[str, int]:
+    """Every successful baseline INSERT (warm-up and CPU phase included) left exactly one row."""
+    rows = count_rows(owner_url, BASELINE_TABLE)
+    created = run.statements.get("baseline_insert", {}).get("requests_counted", 0) + (
+        _STATEMENT_WARMUP if "baseline_insert" in run.statements else 0
+    )
+    if run.load is not None and "baseline_insert" in run.load.batches:
+        created += len(run.load.warmup["baseline_insert"].latencies)
+        created += sum(len(batch.latencies) for batch in run.load.batches["baseline_insert"])
+    created += len(run.cpu.get("baseline_insert", {}).get("created_ids", []))
+    if rows != created:
+        run.failures.append(f"{rows} rows in {BASELINE_TABLE}, expected {created} (one per 201)")
+    return {"baseline_insert_rows": rows, "baseline_insert_201s": created}
+
+
+def report(run: Run) -> int:
+    """Print the tables, write ``latest.json``; the exit status says whether every request
+    and check succeeded (the targets do not count)."""
+    owner_url = run.environment.variables["DATABASE_OWNER_URL"]
+    database = check_baseline_rows(run, owner_url)
+    summaries: dict[str, dict[str, Any]] = {}
+    pair_ratios: dict[str, dict[str, Any]] = {}
+    if run.load is not None:
+        for pair in run.pairs:
+            for target in pair.targets:
+                summaries[target.name] = summarize(target, run.load.batches[target.name])
+                if summaries[target.name]["failed"]:
+                    run.failures += [f"{target.name}: {sample}" for sample in summaries[target.name]["failure_samples"]]
+            pair_ratios[pair.name] = ratios(summaries[pair.endpoint.name], summaries[pair.baseline.name])
+        cpu_c16 = {
+            name: per_request_ms(seconds, summaries[name]["requests"]) for name, seconds in run.load.cpu_seconds.items()
+        }
+        for pair in run.pairs:
+            # Both endpoints are CPU-bound on a few cores: the ratio of their CPU per request is
+            # what the throughput ratio tends to, and it is less shaken by other work on the machine.
+            mine, theirs = ours(cpu_c16[pair.endpoint.name]), ours(cpu_c16[pair.baseline.name])
+            if mine and theirs:
+                pair_ratios[pair.name]["cpu_baseline_over_endpoint"] = round(theirs / mine, 3)
+    else:
+        cpu_c16 = {}
+    for name, used in run.cpu.items():
+        run.failures += [f"{name} (one at a time): {sample}" for sample in used["failure_samples"]]
+    targets = evaluate_targets(pair_ratios, run.statements)
+    args = run.args
+    result: dict[str, Any] = {
         "benchmark": "invoice_create",
-        "started_at": started_at.isoformat(timespec="seconds"),
+        "started_at": run.started_at.isoformat(timespec="seconds"),
         "git": git_revision(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            # Other work on the machine skews absolute numbers; the interleaved ratio less so.
-            "load_average_at_start": load_at_start,
-            "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
+        "machine": machine_facts(run.load_at_start),
+        "services": {"notes": run.environment.notes, "postgres": database_facts(owner_url)},
+        "server": {
+            **run.server.describe(),
+            "settings": "benchmarks.settings (paymenter.settings + the baseline URLs), PAYMENTER_ENV=development,"
+            " DEBUG off, LOG_LEVEL default (INFO), logs to " + str(LOG_DIR.relative_to(BASE_DIR)),
+            "workers_replaced_during_run": run.replaced_workers,
         },
-        "services": {"notes": environment.notes, "postgres": database_facts(owner_url)},
-        "server": {"command": "gunicorn " + " ".join(config.command(0)[3:]).replace(":0", ":<port>")},
         "load": {
             "concurrency": args.concurrency,
             "requests_per_endpoint": args.requests,
             "rounds": args.rounds,
             "warmup_per_endpoint": args.warmup,
-            "client": "this process: one thread + one keep-alive http.client connection per client",
+            "client": "this process: one thread per client, a new http.client connection per request",
+        },
+        "seed": {
+            "invoices": (SEED_INVOICES + 1) if run.seed else 0,
+            "page_size": PAGE_SIZE,
+            "invoice_document_bytes_mean": run.seed.document_bytes if run.seed else None,
         },
         "endpoints": summaries,
-        "ratios_invoice_over_baseline": ratio,
-        "database": rows_written,
+        "ratios_endpoint_over_baseline": pair_ratios,
+        "cpu_ms_per_request_concurrency_1": {name: used["cpu_ms_per_request"] for name, used in run.cpu.items()},
+        "cpu_ms_per_request_concurrency_n": cpu_c16,
+        "one_at_a_time": {
+            name: {k: v for k, v in used.items() if k != "created_ids"} for name, used in run.cpu.items()
+        },
+        "statements": {
+            "method": "on the wire (benchmarks.pg_wire_counter), one request at a time, gunicorn as production",
+            "per_endpoint": run.statements,
+        },
+        "targets": targets,
+        "database": database,
+        "phase_seconds": run.phase_seconds,
+        "failures": run.failures,
     }
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(result, indent=2) + "\n")
     print()
-    print(format_table(summaries, ratio))
-    print(f"\nconcurrency {args.concurrency}; written to {RESULTS_FILE.relative_to(BASE_DIR)}")
-    failed = sum(summary["failed"] for summary in summaries.values())
-    if failed:
-        for name, summary in summaries.items():
-            for sample in summary["failure_samples"]:
-                print(f"[bench] FAILED {name}: {sample}", file=sys.stderr)
-        print(f"[bench] FAILED: {failed} failed request(s) or row-count check(s)", file=sys.stderr, flush=True)
+    if run.load is not None:
+        print(format_load_table(run.pairs, summaries, pair_ratios, cpu_c16))
+        print()
+    labels = {probe.name: probe.label for probe in run.probes}
+    print(format_cost_table(run.statements, run.cpu, labels))
+    if "invoice_create" in run.statements:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in run.statements["invoice_create"]["by_kind"].items())
+        print(f"\nPOST {INVOICE_PATH} statements: {kinds}")
+    phases = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in run.phase_seconds.items())
+    print(f"\nphases: {phases}")
+    print(
+        f"concurrency {args.concurrency}, {run.server.worker_count} sync workers,"
+        f" workers replaced during the run: {run.replaced_workers}; written to {RESULTS_FILE.relative_to(BASE_DIR)}"
+    )
+    for name, goal in targets.items():
+        log(f"target {goal['result']}: {name} = {goal['value']} (goal {goal['goal']})")
+    if run.failures:
+        for failure in run.failures[:20]:
+            print(f"[bench] FAILED: {failure}", file=sys.stderr)
+        print(f"[bench] FAILED: {len(run.failures)} failed request(s) or check(s)", file=sys.stderr, flush=True)
         return 1
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def make_cpu_meter(monitor: psycopg.Connection[Any], env: dict[str, str], server: RunningServer) -> CpuMeter:
+    redis_pid = redis_server_pid(env["REDIS_URL"])
+    groups = {
+        "gunicorn": lambda: process_tree(server.process.pid),
+        "postgres": postgres_pids(monitor, BENCH_DATABASE),
+        "redis": lambda: {redis_pid},
+        "runner": lambda: {os.getpid()},
+    }
+    return CpuMeter(groups, reaped={"postgres (closed connections)": postmaster_pid(monitor)})
+
+
+def execute(run: Run) -> None:
+    """The phases; failures of requests are collected in ``run.failures``, failures to run raise."""
+    args = run.args
+    environment = run.environment
+    env = child_environment(environment)
+    owner_url = environment.variables["DATABASE_OWNER_URL"]
+    with run.phase("set-up"):
+        log(f"migrating {BENCH_DATABASE} as {dbroles.OWNER_ROLE}")
+        subprocess.run([*MANAGE, "migrate", "--database", "owner", "--noinput", "-v", "0"], env=env, check=True)  # noqa: S603 - constant argv
+        create_baseline_table(owner_url)
+        log("creating the API key, product and customer")
+        raw = run_fixtures_child(env)
+    fixtures = Fixtures(api_key=raw["api_key"], customer_id=raw["customer_id"])
+    server_env = server_environment(environment)
+    workers = run.server.worker_count
+    log(f"starting gunicorn from gunicorn.conf.py ({workers} sync workers, pool <= 2); logs in {LOG_DIR}")
+    with (
+        running_production_server(run.server, server_env, LOG_DIR / "gunicorn.log") as server,
+        psycopg.connect(owner_url, autocommit=True) as monitor,
+    ):
+        log(f"seeding: {SEED_INVOICES + 1} invoices through the API, {PAGE_SIZE} documents for the select baseline")
+        with run.phase("seed"):
+            run.seed = seed(server.port, fixtures, owner_url)
+        run.pairs = build_pairs(fixtures, run.seed, args.pair)
+        run.probes = statement_probes(fixtures, run.seed, run.pairs)
+        if args.statement_requests:
+            log(f"statements: {args.statement_requests} requests per endpoint through the counting proxy")
+            with run.phase("statements"):
+                run.statements, found = count_statements(
+                    args, server_env, environment.variables["DATABASE_URL"], run.probes
+                )
+            run.failures += found
+        meter = make_cpu_meter(monitor, env, server)
+        with run.phase("load"):
+            run.load = measure_load(args, server, run.pairs, meter)
+        if args.cpu_requests:
+            log(f"CPU: {args.cpu_requests} requests per endpoint, one at a time")
+            with run.phase("cpu"):
+                run.cpu = measure_cpu(args, server, run.pairs, meter)
+        run.replaced_workers = server.replaced_workers(run.server.worker_count)
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     started_at = datetime.now(tz=UTC)
@@ -601,31 +1060,18 @@ def run(args: argparse.Namespace) -> int:
     except BenchmarkError as exc:
         print(f"[bench] FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
+    run = Run(
+        args=args,
+        environment=environment,
+        server=ProductionServer(workers=args.workers or None),
+        started_at=started_at,
+        load_at_start=load_at_start,
+    )
     try:
         for note in environment.notes:
             log(note)
-        env = child_environment(environment)
-        owner_url = environment.variables["DATABASE_OWNER_URL"]
-        log(f"migrating {BENCH_DATABASE} as {dbroles.OWNER_ROLE}")
-        subprocess.run([*MANAGE, "migrate", "--database", "owner", "--noinput", "-v", "0"], env=env, check=True)  # noqa: S603 - constant argv
-        create_baseline_table(owner_url)
-        fixtures = None
-        if args.endpoint in {"both", "invoice"}:
-            log("creating the API key, product and customer")
-            fixtures = run_fixtures_child(env)
-        chosen = {name: target for name, target in targets(fixtures).items() if args.endpoint in {"both", name}}
-        config = ServerConfig(workers=args.workers, threads=args.threads)
-        log(f"starting gunicorn ({config.workers} workers x {config.threads} threads, gthread)")
-        with running_server(config, env) as port:
-            batches = measure(args, port, chosen)
-        return report(
-            args,
-            environment=environment,
-            config=config,
-            batches=batches,
-            started_at=started_at,
-            load_at_start=load_at_start,
-        )
+        execute(run)
+        return report(run)
     except KeyboardInterrupt:
         log("interrupted; stopping")
         return 130
@@ -639,23 +1085,39 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.invoice_create", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1600, help="measured requests per endpoint (default 1600)")
+    parser.add_argument("--requests", type=int, default=800, help="measured requests per endpoint (default 800)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default 16)")
-    parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests per endpoint first (default 100)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per endpoint (default 4)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
+    parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests per endpoint first (default 50)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default 4)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="WEB_CONCURRENCY (default: gunicorn.conf.py's 4 x cores + 1)"
+    )
+    parser.add_argument(
+        "--cpu-requests",
+        type=int,
+        default=50,
+        help="requests per endpoint one at a time for CPU (default 50; 0 skips)",
+    )
+    parser.add_argument(
+        "--statement-requests",
+        type=int,
+        default=3,
+        help="requests per endpoint counted on the wire, after 2 warm-up (default 3; 0 skips)",
+    )
     parser.add_argument(
         "--max-seconds", type=float, default=120.0, help="time limit per batch; unsent requests count as failed"
     )
     parser.add_argument(
-        "--endpoint", choices=["both", "baseline", "invoice"], default="both", help="measure one endpoint only"
+        "--pair", choices=["all", "create", "list", "read"], default="all", help="measure one pair only"
     )
     parser.add_argument("--create-fixtures", action="store_true", help=argparse.SUPPRESS)  # the runner's child
     args = parser.parse_args(argv)
-    for name in ("requests", "concurrency", "warmup", "rounds", "workers", "threads"):
-        if getattr(args, name) < (0 if name == "warmup" else 1):
+    for name in ("requests", "concurrency", "rounds"):
+        if getattr(args, name) < 1:
             parser.error(f"--{name} must be positive")
+    for name in ("warmup", "workers", "cpu_requests", "statement_requests"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be 0 or more")
     return args
 
 
@@ -664,7 +1126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.create_fixtures:
         print(json.dumps(create_fixtures()))
         return 0
-    return run(args)
+    return run_benchmark(args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The application's settings plus the benchmark's baseline view (``benchmarks.urls``).
+"""The application's settings plus the benchmarks' one-statement baseline views (``benchmarks.urls``).
 
-Used only by the server ``python -m benchmarks.invoice_create`` starts; never in production.
+Used only by the servers the benchmarks start (``make bench``, ``make bench-flood``,
+``make bench-webhooks``); never in production.
 """
 
 from paymenter.settings import *  # noqa: F403 - the benchmark measures the application's own settings
