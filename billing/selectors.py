@@ -10,8 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import JSONField, Prefetch, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Prefetch, QuerySet
 
 from billing.errors import CustomerNotFoundError, ProductNotFoundError, ProductNotPricedError, UnknownProductError
 from billing.models import Customer, CustomerMembership, Product, ProductPrice, TaxTreatment
@@ -113,7 +112,7 @@ class CatalogueEntry:
 
 
 # The active products among some codes, each with its price in one currency (or null), as
-# one JSON array: plain SQL, so that a read can embed it as a cheap expression.
+# one JSON array: plain SQL, so that a read can embed it as a subquery.
 _CATALOGUE_SQL = (
     "SELECT coalesce(jsonb_agg(jsonb_build_object("  # noqa: S608 - constant table names
     "'code', p.code, 'description', p.description, 'tax_treatment', p.tax_treatment, "
@@ -123,12 +122,11 @@ _CATALOGUE_SQL = (
 )
 
 
-def catalogue_entries_expression(*, codes: Collection[str], currency: str) -> RawSQL:
-    """The entries of :func:`catalogue_entries` as an expression, to annotate another read
-    with (the catalogue then costs no round trip of its own); parse the annotated value with
-    :func:`catalogue_entries_parse`."""
-    # constant SQL; the values are parameters
-    return RawSQL(_CATALOGUE_SQL, (currency, sorted(codes)), output_field=JSONField())  # noqa: S611
+def catalogue_entries_sql(*, codes: Collection[str], currency: str) -> tuple[str, list[Any]]:
+    """The entries of :func:`catalogue_entries` as a scalar subquery (one JSON array) and
+    its parameters, to embed in another read (the catalogue then costs no round trip of its
+    own); parse the value with :func:`catalogue_entries_parse`."""
+    return _CATALOGUE_SQL, [currency, sorted(codes)]
 
 
 def catalogue_entries_parse(value: Iterable[Mapping[str, Any]] | str | None) -> dict[str, CatalogueEntry]:
@@ -147,8 +145,9 @@ def catalogue_entries_parse(value: Iterable[Mapping[str, Any]] | str | None) -> 
 def catalogue_entries(*, codes: Collection[str], currency: str) -> dict[str, CatalogueEntry]:
     """The active products among ``codes`` with their price in ``currency``, by code (one
     query); unknown and retired codes are absent."""
+    sql, params = catalogue_entries_sql(codes=codes, currency=currency)
     with connection.cursor() as cursor:
-        cursor.execute(_CATALOGUE_SQL, [currency, sorted(codes)])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     return catalogue_entries_parse(row[0] if row is not None else None)
 

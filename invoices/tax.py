@@ -12,10 +12,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
-from django.db.models import DecimalField
-from django.db.models.expressions import RawSQL
 
 from invoices.errors import TaxRateMissingError
 from invoices.models import TaxCode, TaxRate
@@ -47,19 +46,18 @@ def tax_code_for(*, buyer_country: str, seller_country: str = "AU") -> TaxCode:
 _TAX_RATE_TABLE = TaxRate._meta.db_table
 # The one definition of "the rate in force": the row of (code, country) whose period
 # covers the day, the latest start first. Plain SQL so that reads which fetch the rate
-# together with other data embed it as a cheap expression (``rate_in_force_expression``).
+# together with other data embed it as a subquery (``rate_in_force_sql``).
 RATE_IN_FORCE_SQL = (
     f"SELECT rate FROM {_TAX_RATE_TABLE} WHERE code = %s AND country = %s AND effective_from <= %s "  # noqa: S608 - constant table
     "AND (effective_to IS NULL OR effective_to > %s) ORDER BY effective_from DESC LIMIT 1"
 )
 
 
-def rate_in_force_expression(*, code: TaxCode, country: str, on: dt.date) -> RawSQL:
-    """The rate in force on ``on`` (or NULL) as a subquery expression, to annotate another
-    read with (``o2s.selectors.o2s_invoice_context``); read it back into a :class:`KnownRate`."""
-    return RawSQL(  # noqa: S611 - constant SQL; the values are parameters
-        RATE_IN_FORCE_SQL, (str(code), country, on, on), output_field=DecimalField(max_digits=6, decimal_places=4)
-    )
+def rate_in_force_sql(*, code: TaxCode, country: str, on: dt.date) -> tuple[str, list[Any]]:
+    """The rate in force on ``on`` (or NULL) as a scalar subquery and its parameters, to
+    embed in another read (``o2s.selectors.o2s_invoice_context``); read the value back
+    into a :class:`KnownRate`."""
+    return RATE_IN_FORCE_SQL, [str(code), country, on, on]
 
 
 @dataclass(frozen=True)
@@ -81,8 +79,9 @@ def rate_on(*, code: TaxCode, country: str, on: dt.date, known: KnownRate | None
     if known is not None and (known.code, known.country, known.on) == (code, country, on):
         rate = known.rate
     else:
+        sql, params = rate_in_force_sql(code=code, country=country, on=on)
         with connection.cursor() as cursor:
-            cursor.execute(RATE_IN_FORCE_SQL, [str(code), country, on, on])
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         rate = Decimal(row[0]) if row is not None else None
     if rate is None:

@@ -20,16 +20,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from billing.models import ApiKey, Customer
 from billing.selectors import (
     CatalogueEntry,
-    catalogue_entries_expression,
     catalogue_entries_parse,
-    customers_for_principal,
+    catalogue_entries_sql,
 )
 from invoices import tax
 from invoices.errors import InvoiceNotFoundError
@@ -180,31 +178,38 @@ def o2s_invoice_context(
     product_codes: Collection[str],
 ) -> O2SInvoiceContext:
     """The customer O2S names (by our id or its external id; 422 ``unknown_customer`` if
-    the key cannot see it), annotated with the catalogue and the GST rate: one query
-    instead of four. Runs in the caller's RLS scope."""
+    the key cannot see it) with the catalogue entries and the GST rate: one statement
+    instead of four, written in SQL because it runs on every invoice O2S creates (the
+    ORM spent longer building it than PostgreSQL spent running it). An API key acts with
+    system scope, so the ORM scope is every customer (``customers_for_principal``) and the
+    statement needs no filter of its own; row-level security applies as to any read."""
+    if customer_id is not None:
+        column, value, field = "id", str(customer_id), "customer"
+    elif customer_external_id is not None:
+        column, value, field = "external_id", customer_external_id, "customer_external_id"
+    else:
+        raise UnknownCustomerError(field="customer")
     on = seller_today()
-    queryset = customers_for_principal(principal=principal).annotate(
-        o2s_gst_rate=tax.rate_in_force_expression(code=TaxCode.GST, country=settings.SELLER_COUNTRY, on=on),
-        o2s_catalogue=catalogue_entries_expression(codes=product_codes, currency=currency),
+    rate_sql, rate_params = tax.rate_in_force_sql(code=TaxCode.GST, country=settings.SELLER_COUNTRY, on=on)
+    catalogue_sql, catalogue_params = catalogue_entries_sql(codes=product_codes, currency=currency)
+    found = list(
+        Customer.objects.raw(
+            f"SELECT c.*, ({rate_sql}) AS o2s_gst_rate, ({catalogue_sql}) AS o2s_catalogue "  # noqa: S608 - constant SQL
+            f"FROM {Customer._meta.db_table} c WHERE c.{column} = %s",
+            [*rate_params, *catalogue_params, value],
+        )
     )
-    field = "customer" if customer_id is not None else "customer_external_id"
-    try:
-        if customer_id is not None:
-            customer = queryset.get(id=customer_id)
-        elif customer_external_id is not None:
-            customer = queryset.get(external_id=customer_external_id)
-        else:
-            raise UnknownCustomerError(field="customer")
-    except (Customer.DoesNotExist, ValueError, ValidationError) as exc:  # a malformed id is not found either
-        raise UnknownCustomerError(field=field) from exc
+    if not found:
+        raise UnknownCustomerError(field=field)
+    (customer,) = found
     return O2SInvoiceContext(
         customer=customer,
-        catalogue=catalogue_entries_parse(customer.o2s_catalogue),
+        catalogue=catalogue_entries_parse(getattr(customer, "o2s_catalogue")),  # noqa: B009 - a column of the raw row
         known_rate=tax.KnownRate(
             code=TaxCode.GST,
             country=settings.SELLER_COUNTRY,
             on=on,
-            rate=customer.o2s_gst_rate,
+            rate=getattr(customer, "o2s_gst_rate"),  # noqa: B009 - a column of the raw row
         ),
     )
 

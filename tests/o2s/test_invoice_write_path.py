@@ -184,7 +184,7 @@ def test_a_creation_does_not_wait_for_another_that_has_not_reached_its_number(
         assert max(b_events) < min(a_events)  # and took its chain position first
     before, after = a_statements[: marks[0]], a_statements[marks[0] :]
     assert any("o2s_idempotency_claim" in sql for sql in before)
-    assert any('FROM "billing_customer"' in sql for sql in before)
+    assert any(sql.startswith("SELECT") and "billing_customer" in sql for sql in before)
     assert not any("invoicenumbersequence" in sql or "audit_auditchainhead" in sql for sql in before)
     assert [sql.split(None, 1)[0] for sql in after] == [
         "INSERT",  # the number
