@@ -6,11 +6,10 @@ import contextvars
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from audit import chain
@@ -18,6 +17,7 @@ from audit.actions import AuditAction
 from audit.errors import AuditChainHeadMissingError, AuditOutsideTransactionError
 from audit.models import CHAIN_HEAD_ID, AuditChainHead, AuditEvent
 from paymenter import keyring, redaction, request_context, rls
+from paymenter.inserts import insert_sql, rows_saved
 from paymenter.principals import Principal
 
 ANONYMOUS_ACTOR = "anonymous"
@@ -28,12 +28,34 @@ HMAC_KEYS_SETTING = "AUDIT_HMAC_KEYS"
 _HEAD_TABLE = AuditChainHead._meta.db_table
 # raw SQL on the hot path: one compiled statement less per unit of work
 _LOCK_HEAD_SQL = f"SELECT last_sequence, last_hash FROM {_HEAD_TABLE} WHERE id = %s FOR NO KEY UPDATE"  # noqa: S608
+_NOTHING_SQL = "SELECT 1"
 _MOVE_HEAD_SQL = f"UPDATE {_HEAD_TABLE} SET last_sequence = %s, last_hash = %s WHERE id = %s"  # noqa: S608 - constant
 
-# Events waiting for the end of the innermost open ``audit_deferred`` block, if any.
-_pending: contextvars.ContextVar[list[AuditEvent] | None] = contextvars.ContextVar(
-    "paymenter_audit_pending", default=None
-)
+
+@dataclass(frozen=True)
+class TailInsert:
+    """An INSERT sent with the chain-head lock when the unit of work ends (:func:`tail_insert`).
+
+    ``sql`` is one INSERT without a WITH clause of its own; it becomes the common table
+    expression ``name`` (unique within the unit of work), so a later part may refer to it
+    (``... WHERE (SELECT count(*) FROM <name>) = 3`` makes it run after that part).
+    """
+
+    name: str
+    sql: str
+    params: tuple[Any, ...]
+
+
+@dataclass
+class _Batch:
+    """What waits for the end of the outermost ``audit_deferred`` block."""
+
+    events: list[AuditEvent] = field(default_factory=list)
+    inserts: list[TailInsert] = field(default_factory=list)
+
+
+# The batch of the innermost open ``audit_deferred`` block, if any.
+_pending: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("paymenter_audit_pending", default=None)
 
 
 def audit_record(
@@ -77,10 +99,25 @@ def audit_record(
     )
     pending = _pending.get()
     if pending is not None:
-        pending.append(event)
+        pending.events.append(event)
     else:
-        _append_to_chain([event])
+        _append_to_chain([event], [])
     return event
+
+
+def tail_insert(*inserts: TailInsert) -> None:
+    """Write ``inserts`` at the end of the unit of work, in the statement that takes the
+    chain-head lock: one round trip for the unit of work's last rows instead of one each
+    (docs/performance.md). Outside an ``audit_deferred`` block they are written at once.
+
+    Only for rows nothing reads later in the same unit of work: they do not exist until it
+    ends. A failure (a constraint) surfaces when the block ends and rolls back with the rest.
+    """
+    pending = _pending.get()
+    if pending is not None:
+        pending.inserts.extend(inserts)
+        return
+    _write_inserts(list(inserts), then=_NOTHING_SQL, params=[])
 
 
 @contextmanager
@@ -97,30 +134,44 @@ def audit_deferred() -> Iterator[None]:
     if not connections[DEFAULT_DB_ALIAS].in_atomic_block:
         raise AuditOutsideTransactionError()
     parent = _pending.get()
-    batch: list[AuditEvent] = []
+    batch = _Batch()
     token = _pending.set(batch)
     try:
         yield
     finally:
         _pending.reset(token)
     if parent is not None:
-        parent.extend(batch)
-    elif batch:
-        _append_to_chain(batch)
+        parent.events.extend(batch.events)
+        parent.inserts.extend(batch.inserts)
+    elif batch.events:
+        _append_to_chain(batch.events, batch.inserts)
+    elif batch.inserts:
+        _write_inserts(batch.inserts, then=_NOTHING_SQL, params=[])
 
 
-def _append_to_chain(events: list[AuditEvent]) -> None:
+def _write_inserts(inserts: list[TailInsert], *, then: str, params: list[Any]) -> Any:
+    """One statement: every insert as a common table expression, then ``then`` (a SELECT);
+    returns its first row."""
+    with_clause = ", ".join(f"{part.name} AS ({part.sql})" for part in inserts)
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            f"WITH {with_clause} {then}" if inserts else then,
+            [*(value for part in inserts for value in part.params), *params],
+        )
+        return cursor.fetchone()
+
+
+def _append_to_chain(events: list[AuditEvent], inserts: list[TailInsert]) -> None:
     """Link and sign ``events`` after the current head, insert them and move the head.
 
     Locks the single chain-head row (``SELECT ... FOR UPDATE``) until the transaction
     ends, so concurrent writers form one gap-free linear chain. Two round trips whatever
-    the number of events: the lock, then one statement that inserts them all and moves the
-    head to the last (the head's trigger lets it only advance, migration ``audit.0004``).
+    the number of events: the lock (sent with the unit of work's :func:`tail_insert` rows),
+    then one statement that inserts the events and moves the head to the last (the head's
+    trigger lets it only advance, migration ``audit.0004``).
     """
     ring = keyring.from_settings(HMAC_KEYS_SETTING)
-    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute(_LOCK_HEAD_SQL, [CHAIN_HEAD_ID])
-        head = cursor.fetchone()
+    head = _write_inserts(inserts, then=_LOCK_HEAD_SQL, params=[CHAIN_HEAD_ID])
     if head is None:
         raise AuditChainHeadMissingError()
     occurred_at = timezone.now()  # taken under the lock: non-decreasing along the chain
@@ -133,19 +184,15 @@ def _append_to_chain(events: list[AuditEvent]) -> None:
         event.key_id = ring.primary_id
         event.hmac = chain.compute_hmac(chain_fields_of(event), key=ring.primary)
         prev_hash = event.hmac
-    insert = InsertQuery(AuditEvent)
-    insert.insert_values(AuditEvent._meta.concrete_fields, list[Model](events))
-    ((insert_sql, insert_params),) = insert.get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
+    events_sql, events_params = insert_sql(AuditEvent, events)
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(
-            f"WITH appended AS ({insert_sql}) {_MOVE_HEAD_SQL}",
-            [*insert_params, sequence, prev_hash, CHAIN_HEAD_ID],
+            f"WITH appended AS ({events_sql}) {_MOVE_HEAD_SQL}",
+            [*events_params, sequence, prev_hash, CHAIN_HEAD_ID],
         )
         if cursor.rowcount != 1:  # the locked row cannot vanish (its trigger refuses DELETE)
             raise AuditChainHeadMissingError()
-    for event in events:
-        event._state.adding = False  # saved, as bulk_create would leave them
-        event._state.db = DEFAULT_DB_ALIAS
+    rows_saved(events)
 
 
 def chain_fields_of(event: AuditEvent) -> chain.ChainFields:

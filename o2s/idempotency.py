@@ -37,7 +37,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit.services import audit_deferred
+from audit.services import TailInsert, audit_deferred, tail_insert
 from o2s.errors import (
     HEADER,
     MAX_KEY_LENGTH,
@@ -49,6 +49,7 @@ from o2s.models import IdempotencyRecord
 from paymenter import rls
 from paymenter.card_numbers import CardNumberNotAllowedError
 from paymenter.errors import PaymenterError
+from paymenter.inserts import insert_sql, rows_saved
 from paymenter.principals import SystemPrincipal
 from paymenter.redaction import contains_card_number
 
@@ -58,6 +59,7 @@ MIN_RETENTION = dt.timedelta(hours=24)
 PURGE_BATCH_SIZE = 1000
 # Printable ASCII; no leading/trailing space (proxies strip it, so it could not round-trip).
 _KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+_UNIQUE_KEY_CONSTRAINT = "idempotency_unique_key"  # o2s.models.IdempotencyRecord
 _LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE o2s_idempotency_claim raises for a key in use
 _LOCK_NAMESPACE = "paymenter.idempotency"  # unchanged since the module moved: the lock key O2S requests share
 PURGE_PRINCIPAL = SystemPrincipal(label="worker:idempotency-purge")
@@ -122,10 +124,11 @@ def run_idempotently(*, request: Request, api_key_id: Any, handler: Handler) -> 
             response_status=response.status_code,
             response_body=_json_body(response),
         )
-        try:  # no savepoint: a failed INSERT ends the request's transaction, which then rolls back
-            record.save(force_insert=True)
-        except IntegrityError as exc:  # the lock makes this unreachable; the constraint is the backstop
-            raise IdempotencyKeyInUseError() from exc
+        sql, params = insert_sql(IdempotencyRecord, [record])
+        # written with the audit chain position at the end of the request's unit of work (one
+        # round trip); the unique constraint is the backstop, see _run_in_transaction
+        tail_insert(TailInsert(name="idempotency_record", sql=sql, params=params))
+        rows_saved([record])
 
     return _run_in_transaction(
         handler,
@@ -151,21 +154,31 @@ def _run_in_transaction(
     refusal: PaymenterError | None = None
     # audit events of the request are appended last, after the stored response: the
     # chain-head lock then spans only that INSERT and the COMMIT (docs/performance.md)
-    with transaction.atomic(durable=True), audit_deferred():
-        if before is not None:
-            answer = before()
-            if answer is not None:
-                return answer
-        try:
-            response = handler()
-        except PaymenterError as exc:
-            refusal = exc
-        else:
-            if on_success is not None and 200 <= response.status_code < 300:
-                on_success(response)
+    try:
+        with transaction.atomic(durable=True), audit_deferred():
+            if before is not None:
+                answer = before()
+                if answer is not None:
+                    return answer
+            try:
+                response = handler()
+            except PaymenterError as exc:
+                refusal = exc
+            else:
+                if on_success is not None and 200 <= response.status_code < 300:
+                    on_success(response)
+    except IntegrityError as exc:  # the stored response, written as the transaction ends
+        if _constraint_of(exc) == _UNIQUE_KEY_CONSTRAINT:  # the lock makes this unreachable: a backstop
+            raise IdempotencyKeyInUseError() from exc
+        raise
     if refusal is not None:
         raise refusal
     return response
+
+
+def _constraint_of(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 def _lock_and_replay(*, api_key_id: Any, key: str, fingerprint: str) -> Response | None:

@@ -11,15 +11,12 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection
-from django.db.models import Model
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from audit.actions import AuditAction
+from audit.services import TailInsert, tail_insert
 from audit.unit_of_work import unit_of_work
 from billing.models import Customer, Product, TaxTreatment
 from billing.selectors import customer_get
@@ -43,6 +40,7 @@ from invoices.services.checksums import invoice_checksum_verify
 from invoices.tax import KnownRate
 from paymenter import rls
 from paymenter.card_numbers import card_numbers_refuse
+from paymenter.inserts import insert_sql, rows_saved
 from paymenter.money import normalize_currency
 from paymenter.principals import Principal
 
@@ -75,37 +73,30 @@ def _line_rows(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
     ]
 
 
-def _insert_sql(model: type[Model], rows: list[Any]) -> tuple[str, list[Any]]:
-    """Django's own INSERT of ``rows`` (every concrete field, as ``bulk_create`` writes them)."""
-    query = InsertQuery(model)
-    query.insert_values(model._meta.concrete_fields, rows)
-    ((sql, params),) = query.get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
-    return sql, list(params)
-
-
 def _insert_with_lines(invoice: Invoice, lines: list[InvoiceLine]) -> None:
-    """Write a new invoice and its lines in one statement (one round trip).
+    """Write a new invoice and its lines at the end of the unit of work, in the statement
+    that takes the audit chain position (``audit.services.tail_insert``: one round trip).
 
-    The lines go first, in a CTE the invoice's INSERT waits for (its ``WHERE`` counts them),
+    The lines go first: the invoice's INSERT waits for them (its ``WHERE`` counts them),
     so the line trigger meets an invoice that does not exist yet (migration
-    ``invoices.0009``); the foreign key is checked at COMMIT.
+    ``invoices.0009``); the foreign key is checked at COMMIT, which also fails if the
+    invoice row was not written.
     """
-    lines_sql, lines_params = _insert_sql(InvoiceLine, lines)
-    invoice_sql, invoice_params = _insert_sql(Invoice, [invoice])
+    lines_name, invoice_name = f"lines_{invoice.id.hex}", f"invoice_{invoice.id.hex}"
+    lines_sql, lines_params = insert_sql(InvoiceLine, lines)
+    invoice_sql, invoice_params = insert_sql(Invoice, [invoice])
     head, values = invoice_sql.split(" VALUES (", 1)
     if not (head.startswith("INSERT INTO ") and values.endswith(")")):  # Django's single-row form
         raise RuntimeError(f"unexpected INSERT form: {invoice_sql[:80]}")
-    with connection.cursor() as cursor:
-        cursor.execute(  # Django's compiled INSERTs, with their parameters: nothing interpolated from input
-            f"WITH written_lines AS ({lines_sql} RETURNING 1) "  # noqa: S608
-            f"{head} SELECT {values[:-1]} WHERE (SELECT count(*) FROM written_lines) = %s",
-            [*lines_params, *invoice_params, len(lines)],
-        )
-        if cursor.rowcount != 1:
-            raise RuntimeError("the invoice was not written with its lines")
-    for row in [*lines, invoice]:
-        row._state.adding = False  # saved, as save() or bulk_create() would leave them
-        row._state.db = DEFAULT_DB_ALIAS
+    tail_insert(
+        TailInsert(name=lines_name, sql=f"{lines_sql} RETURNING 1", params=lines_params),
+        TailInsert(
+            name=invoice_name,
+            sql=f"{head} SELECT {values[:-1]} WHERE (SELECT count(*) FROM {lines_name}) = %s",  # noqa: S608 - Django's SQL
+            params=(*invoice_params, len(lines)),
+        ),
+    )
+    rows_saved([*lines, invoice])
 
 
 def _lines_attach(invoice: Invoice, lines: list[InvoiceLine]) -> None:
@@ -219,11 +210,11 @@ def invoice_create_priced(
     """Write an invoice :func:`invoice_price` priced (every refusal is behind the caller).
 
     With ``issue=True`` it is written once, already issued: numbered, dated and signed,
-    the number taken after everything else is computed, just before the rows that carry
-    it. The lines are written ahead of the invoice row (the foreign key is checked at
-    COMMIT; migration ``invoices.0009`` lets only the unit of work that creates an invoice
-    do that). ``invoice.lines`` and ``invoice.customer`` come back loaded, so the caller can
-    answer from memory. Nothing in the unit of work refuses, so it opens no savepoint.
+    the number taken after everything else is computed. The rows are written when the
+    unit of work ends, with the audit chain position (``_insert_with_lines``), so nothing
+    in it may read them back; ``invoice.lines`` and ``invoice.customer`` come back loaded
+    and the caller answers from memory. Nothing in the unit of work refuses, so it opens
+    no savepoint.
     """
     issue_date = seller_today()
     if issue and priced.on_date != issue_date:  # priced before midnight: issue at today's rates

@@ -11,14 +11,17 @@ import uuid
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from audit.actions import AuditAction
 from audit.errors import AuditOutsideTransactionError
 from audit.models import AuditEvent
-from audit.services import audit_deferred, audit_record
+from audit.services import TailInsert, audit_deferred, audit_record, tail_insert
 from audit.unit_of_work import unit_of_work
 from audit.verification import verify_chain
+from billing.models import Customer
 from paymenter import rls
+from paymenter.inserts import insert_sql
 from paymenter.principals import SystemPrincipal
 from tests.audit.helpers import WRITER
 
@@ -64,6 +67,50 @@ def test_a_nested_unit_that_fails_drops_its_events_with_its_writes(system_princi
         {"i": 3},
     ]
     assert verify_chain().ok
+
+
+def _tail_customer(external_id: str) -> TailInsert:
+    customer = Customer(
+        external_id=external_id, billing_country="AU", name="Tail Pty Ltd", email=f"{external_id}@x.example"
+    )
+    sql, params = insert_sql(Customer, [customer])
+    return TailInsert(name=f"customer_{customer.id.hex}", sql=sql, params=params)
+
+
+@pytest.mark.django_db
+def test_tail_inserts_are_written_when_the_unit_of_work_ends_and_dropped_with_it(
+    system_principal: SystemPrincipal,
+) -> None:
+    """``tail_insert`` rows go out with the chain-head lock at the end of the outermost
+    block (one round trip); a nested unit that fails takes its queued rows with it."""
+    kept, dropped, marker = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+
+    def refused_unit_of_work() -> None:
+        with unit_of_work(system_principal):
+            tail_insert(_tail_customer(dropped))
+            raise RuntimeError("refused")
+
+    with CaptureQueriesContext(connection) as queries, unit_of_work(system_principal):
+        tail_insert(_tail_customer(kept))
+        _record(marker, 1)
+        with pytest.raises(RuntimeError):
+            refused_unit_of_work()
+        assert not Customer.objects.filter(external_id=kept).exists()  # queued, not yet written
+
+    assert Customer.objects.filter(external_id=kept).count() == 1
+    assert not Customer.objects.filter(external_id=dropped).exists()
+    (lock,) = [query["sql"] for query in queries.captured_queries if "audit_auditchainhead" in query["sql"][-60:]]
+    assert lock.startswith("WITH customer_")  # the row and the lock in one statement
+    assert "billing_customer" in lock
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db
+def test_a_tail_insert_outside_a_unit_of_work_is_written_at_once(system_principal: SystemPrincipal) -> None:
+    external_id = uuid.uuid4().hex
+    with transaction.atomic():
+        tail_insert(_tail_customer(external_id))
+        assert Customer.objects.filter(external_id=external_id).count() == 1
 
 
 def test_deferring_outside_a_transaction_is_refused() -> None:

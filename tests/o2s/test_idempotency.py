@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from billing.models import ApiKey, Customer
+from o2s import idempotency
 from o2s.idempotency import idempotency_records_purge
 from o2s.models import IdempotencyRecord
 from paymenter import rls
@@ -191,6 +192,24 @@ def test_an_unexpected_failure_rolls_back_the_business_write() -> None:
         _post(Client(), api_key, _body(external_id, mode="crash"), key="order-5")
 
     assert (_written(external_id), _records(api_key)) == ((0, 0), 0)
+
+
+@pytest.mark.django_db
+def test_the_unique_constraint_backstop_answers_409_and_rolls_the_request_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored response is written as the transaction ends; if the key's lock were ever
+    bypassed and a record for the key already existed, the unique constraint refuses it
+    and the request ends as a 409 with nothing of it kept (not a 500, not a half write)."""
+    api_key, external_id = _api_key(), f"idem-{uuid.uuid4().hex[:12]}"
+    existing: Any = {"id": "earlier"}  # the encrypted field's stub type names its stored form
+    IdempotencyRecord.objects.create(
+        api_key=api_key, key="order-dup", request_fingerprint="0" * 64, response_status=201, response_body=existing
+    )
+    monkeypatch.setattr(idempotency, "_lock_and_replay", lambda **_: None)  # the lock and lookup bypassed
+
+    answer = _post(Client(), api_key, _body(external_id), key="order-dup")
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "idempotency_key_in_use")
+    assert (_written(external_id), _records(api_key)) == ((0, 0), 1)
 
 
 @pytest.mark.django_db

@@ -188,12 +188,12 @@ def test_a_creation_does_not_wait_for_another_that_has_not_reached_its_number(
     assert not any("invoicenumbersequence" in sql or "audit_auditchainhead" in sql for sql in before)
     assert [sql.split(None, 1)[0] for sql in after] == [
         "INSERT",  # the number
-        "WITH",  # the lines, then the invoice
-        "INSERT",  # the idempotency record
-        "SELECT",  # the audit chain head, locked
+        "WITH",  # the lines, the invoice, the idempotency record, and the audit chain head locked
         "WITH",  # the audit events, and the head moved past them
         "COMMIT",
     ], "\n".join(after)
+    assert all(table in after[1] for table in ("invoices_invoiceline", "invoices_invoice", "paymenter_idempotency"))
+    assert after[1].endswith("FOR NO KEY UPDATE")
 
 
 # --- gapless numbering with rollbacks in the middle ----------------------------------------
