@@ -17,7 +17,7 @@ from audit.actions import AuditAction
 from audit.errors import AuditChainHeadMissingError, AuditOutsideTransactionError
 from audit.models import CHAIN_HEAD_ID, AuditChainHead, AuditEvent
 from paymenter import keyring, redaction, request_context, rls
-from paymenter.inserts import insert_sql, rows_saved
+from paymenter.sql_rows import insert_sql, rows_saved
 from paymenter.principals import Principal
 
 ANONYMOUS_ACTOR = "anonymous"

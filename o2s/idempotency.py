@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -49,9 +49,9 @@ from o2s.models import IdempotencyRecord
 from paymenter import rls
 from paymenter.card_numbers import CardNumberNotAllowedError
 from paymenter.errors import PaymenterError
-from paymenter.inserts import insert_sql, rows_saved
 from paymenter.principals import SystemPrincipal
 from paymenter.redaction import contains_card_number
+from paymenter.sql_rows import insert_sql, rows_saved
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 # What O2S was promised: a key is remembered for at least a day.
@@ -184,24 +184,27 @@ def _constraint_of(exc: IntegrityError) -> str | None:
 def _lock_and_replay(*, api_key_id: Any, key: str, fingerprint: str) -> Response | None:
     """Take the key's lock (or 409); answer from a live record (replay or 422), else ``None``.
 
-    One round trip (``o2s_idempotency_claim``, migration ``o2s.0003``): the lookup runs
-    after the lock is granted with a fresh snapshot, so a duplicate that waited for the
-    first request's commit sees its record and replays.
+    One round trip for a new key (``o2s_idempotency_claim``, migration ``o2s.0003``): the
+    lookup runs after the lock is granted with a fresh snapshot, so a duplicate that waited
+    for the first request's commit sees its record and replays (a second query then reads
+    the record itself).
     """
     try:
-        claimed = list(
-            IdempotencyRecord.objects.raw(
-                "SELECT * FROM o2s_idempotency_claim(%s, %s, %s)",
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM o2s_idempotency_claim(%s, %s, %s)",
                 [f"{_LOCK_NAMESPACE}:{api_key_id}:{key}", api_key_id, key],
             )
-        )
+            claimed = cursor.fetchone()
     except OperationalError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
             raise IdempotencyKeyInUseError() from exc
         raise
-    if not claimed:
-        return None
-    (record,) = claimed
+    if claimed is None:
+        return None  # the usual case: a new key, one round trip
+    # the key was used before (a retry): read the record, committed and visible, with its
+    # fields decoded (the response body decrypted)
+    record = IdempotencyRecord.objects.get(pk=claimed[0])
     if record.created_at < timezone.now() - retention():
         record.delete()  # forgotten but not yet purged: the key is free again
         return None

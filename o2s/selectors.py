@@ -43,6 +43,7 @@ from o2s.errors import (
 from paymenter import rls
 from paymenter.client_ip import parse_ip
 from paymenter.principals import ApiKeyPrincipal, Principal
+from paymenter.sql_rows import row_fetch
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +122,9 @@ def api_key_authenticate(raw: str) -> ApiKey:
     if parsed is None:
         raise ApiKeyRefusedError(ApiKeyRefusalReason.MALFORMED)
     lookup_id, _secret = parsed
-    # every O2S request runs this: a raw query skips the ORM's query compilation
-    api_key = next(iter(ApiKey.objects.raw(_KEY_BY_LOOKUP_ID_SQL, [lookup_id])), None)
+    # every O2S request runs this: plain SQL skips the ORM's query compilation
+    found = row_fetch(ApiKey, _KEY_BY_LOOKUP_ID_SQL, [lookup_id])
+    api_key = found[0] if found is not None else None
     expected = api_key.key_hash if api_key is not None else _DUMMY_HASH  # same work either way
     matches = hmac.compare_digest(expected, api_key_hash(raw))
     if api_key is None or not matches:
@@ -192,25 +194,19 @@ def o2s_invoice_context(
     on = seller_today()
     rate_sql, rate_params = tax.rate_in_force_sql(code=TaxCode.GST, country=settings.SELLER_COUNTRY, on=on)
     catalogue_sql, catalogue_params = catalogue_entries_sql(codes=product_codes, currency=currency)
-    found = list(
-        Customer.objects.raw(
-            f"SELECT c.*, ({rate_sql}) AS o2s_gst_rate, ({catalogue_sql}) AS o2s_catalogue "  # noqa: S608 - constant SQL
-            f"FROM {Customer._meta.db_table} c WHERE c.{column} = %s",
-            [*rate_params, *catalogue_params, value],
-        )
+    found = row_fetch(
+        Customer,
+        f"SELECT c.*, ({rate_sql}) AS o2s_gst_rate, ({catalogue_sql}) AS o2s_catalogue "  # noqa: S608 - constant SQL
+        f"FROM {Customer._meta.db_table} c WHERE c.{column} = %s",
+        [*rate_params, *catalogue_params, value],
     )
-    if not found:
+    if found is None:
         raise UnknownCustomerError(field=field)
-    (customer,) = found
+    customer, extra = found
     return O2SInvoiceContext(
         customer=customer,
-        catalogue=catalogue_entries_parse(getattr(customer, "o2s_catalogue")),  # noqa: B009 - a column of the raw row
-        known_rate=tax.KnownRate(
-            code=TaxCode.GST,
-            country=settings.SELLER_COUNTRY,
-            on=on,
-            rate=getattr(customer, "o2s_gst_rate"),  # noqa: B009 - a column of the raw row
-        ),
+        catalogue=catalogue_entries_parse(extra["o2s_catalogue"]),
+        known_rate=tax.KnownRate(code=TaxCode.GST, country=settings.SELLER_COUNTRY, on=on, rate=extra["o2s_gst_rate"]),
     )
 
 

@@ -1,17 +1,21 @@
-"""``paymenter.inserts.insert_sql``: Django's INSERT for rows, without the compiler's cost,
-prepared exactly as the compiler prepares it (or by the compiler where it must)."""
+"""``paymenter.sql_rows``: Django's INSERT for rows without the compiler's cost, prepared
+exactly as the compiler prepares it (or by the compiler where it must), and rows read with
+plain SQL decoded exactly as a query decodes them."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
+from billing.models import Customer
 from invoices.models import InvoiceNumberSequence
-from paymenter.inserts import _compiled_insert_sql, insert_sql
+from paymenter.sql_rows import _compiled_insert_sql, insert_sql, row_fetch
+from tests.factories import make_customer
 
 
 def _event(sequence: int) -> AuditEvent:
@@ -62,3 +66,19 @@ def test_a_key_the_database_generates_is_left_out_as_bulk_create_leaves_it() -> 
 
     assert (sql, params) == _compiled_insert_sql(InvoiceNumberSequence, fields, [row])
     assert connection.ops.quote_name("id") not in sql
+
+
+@pytest.mark.django_db
+def test_a_fetched_row_decodes_as_the_orm_decodes_it(system_principal: object) -> None:
+    customer = make_customer(postal_address={"line1": "1 Sandy Bay Rd", "city": "Hobart", "country": "AU"})
+    fetched = row_fetch(Customer, "SELECT c.*, 41 + 1 AS answer FROM billing_customer c WHERE c.id = %s", [customer.id])
+    assert fetched is not None
+    row, extra = fetched
+    loaded = Customer.objects.get(id=customer.id)
+
+    assert extra == {"answer": 42}
+    assert row._state.adding is False
+    for field in Customer._meta.concrete_fields:  # encrypted fields decrypt to the same values
+        assert getattr(row, field.attname) == getattr(loaded, field.attname), field.name
+    assert (row.name, row.postal_address["city"]) == (customer.name, "Hobart")
+    assert row_fetch(Customer, "SELECT c.* FROM billing_customer c WHERE c.id = %s", [uuid.uuid4()]) is None

@@ -1,19 +1,23 @@
-"""Django's own INSERT statement for model rows, to send in a combined statement.
+"""Model rows to and from hand-written SQL, prepared and decoded exactly as the ORM does.
 
-The hot write paths combine several INSERTs into one round trip (common table expressions:
-``audit.services.tail_insert``, ``invoices.services.lifecycle``); the SQL and parameters
-are still Django's, so every field is prepared exactly as ``save()`` / ``bulk_create()``
-would prepare it (``auto_now_add``, encrypted fields, JSON).
+The O2S write path runs on every invoice O2S creates, and there the ORM's query
+compilation cost more than PostgreSQL's work (docs/performance.md). So it combines several
+INSERTs into one round trip (common table expressions: ``audit.services.tail_insert``,
+``invoices.services.lifecycle``) and reads rows with plain SQL; every value still goes
+through the fields' own preparation (``pre_save``, ``get_db_prep_save``: ``auto_now_add``,
+encrypted fields, JSON) and decoding (``from_db_value``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, Model
 from django.db.models.sql import InsertQuery
+
+_M = TypeVar("_M", bound=Model)
 
 
 def insert_sql(model: type[Model], rows: Sequence[Model]) -> tuple[str, tuple[Any, ...]]:
@@ -58,3 +62,25 @@ def rows_saved(rows: Sequence[Model]) -> None:
     for row in rows:
         row._state.adding = False
         row._state.db = DEFAULT_DB_ALIAS
+
+
+def row_fetch(model: type[_M], sql: str, params: Sequence[Any]) -> tuple[_M, dict[str, Any]] | None:
+    """The first row of ``sql`` as a ``model`` instance (every concrete field's column must
+    be selected, e.g. ``SELECT t.*, ...``), decoded by the fields as a query would decode it,
+    and the other columns by name; ``None`` without a row."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        values = cursor.fetchone()
+        names = [column.name for column in cursor.description or ()]
+    if values is None:
+        return None
+    row: Mapping[str, Any] = dict(zip(names, values, strict=True))
+    fields = model._meta.concrete_fields
+    columns = [str(field.column) for field in fields]
+    decoded = [
+        field.from_db_value(row[column], None, connection) if hasattr(field, "from_db_value") else row[column]
+        for field, column in zip(fields, columns, strict=True)
+    ]
+    instance = model.from_db(DEFAULT_DB_ALIAS, [field.attname for field in fields], decoded)
+    return instance, {name: value for name, value in row.items() if name not in set(columns)}
