@@ -17,8 +17,8 @@ from audit.actions import AuditAction
 from audit.errors import AuditChainHeadMissingError, AuditOutsideTransactionError
 from audit.models import CHAIN_HEAD_ID, AuditChainHead, AuditEvent
 from paymenter import keyring, redaction, request_context, rls
-from paymenter.sql_rows import insert_sql, rows_saved
 from paymenter.principals import Principal
+from paymenter.sql_rows import insert_sql, rows_saved
 
 ANONYMOUS_ACTOR = "anonymous"
 REQUEST_ID_MAX_LENGTH = 128

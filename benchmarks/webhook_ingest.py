@@ -31,13 +31,14 @@ machine with a few cores is what sets the throughput.
 PostgreSQL and Redis come from ``devtools`` (embedded servers in ``.data/bench-webhooks-*``
 unless ``DATABASE_URL`` (superuser) / ``REDIS_URL`` are set; the database is
 ``paymenter_bench_webhooks``, so ``make bench`` may run on the same server). gunicorn is
-started as ``make bench`` starts it (``--server gthread``, the default) or as production
-does (``--server sync``). The refusal limit is raised (``REFUSAL_LIMIT_PER_WINDOW``): the
-benchmark sends its forgeries from the same address as its genuine deliveries, which
-Stripe's own addresses never share with an attacker. Prints a table, writes
-``benchmarks/results/webhooks-latest.json``, exits 1 if any correctness check failed (a
-duplicate payment, a bad signature accepted, an unexpected answer); the >= 0.5x ingest target
-is reported PASS/FAIL without changing the exit status.
+started as production starts it (``--server sync``, the default: ``gunicorn.conf.py``, sync
+workers, 4 x cores + 1 of them, no keep-alive, ``DB_POOL_MAX_SIZE=2``, its worker recycling
+included) or as ``make bench`` does (``--server gthread``). The refusal limit is raised
+(``REFUSAL_LIMIT_PER_WINDOW``): the benchmark sends its forgeries from the same address as
+its genuine deliveries, which Stripe's own addresses never share with an attacker. Prints a
+table, writes ``benchmarks/results/webhooks-latest.json``, exits 1 if any correctness check
+failed (a duplicate payment, a bad signature accepted, an unexpected answer); the >= 0.5x
+ingest target is reported PASS/FAIL without changing the exit status.
 """
 
 from __future__ import annotations
@@ -147,7 +148,10 @@ def app_environment(environment: Environment, *, port: int, peer: StripePeer, si
 
 
 def create_invoices(count: int) -> dict[str, Any]:
-    """``count`` issued AUD invoices over a few customers, and their pay links; JSON for the runner."""
+    """``count`` issued AUD invoices, one customer each, and their pay links; JSON for the runner.
+
+    One customer per invoice: the fraud rules' velocity limit (``fraud.rules.VelocityConfig``:
+    3 payment attempts per customer in 10 minutes) would block a customer's fourth payment."""
     import django  # noqa: PLC0415 - the runner itself never loads Django
 
     django.setup()
@@ -170,13 +174,10 @@ def create_invoices(count: int) -> dict[str, Any]:
                 name=f"Webhook Benchmark Customer {number} Pty Ltd",
                 email=f"billing{number}@bench-webhooks.example",
             )
-            for number in range(max(1, min(count, 10)))
+            for number in range(count)
         ]
-        for number in range(count):
-            customer = customers[number % len(customers)]
-            invoice = invoice_create(
-                principal=principal, customer_id=customer.id, lines=lines, currency="AUD", issue=True
-            )
+        for customer in customers:
+            invoice = invoice_create(principal=principal, customer=customer, lines=lines, currency="AUD", issue=True)
             invoices.append({"id": str(invoice.id), "pay_link": pay_link_url(invoice=invoice)})
     return {"invoices": invoices}
 
@@ -1081,6 +1082,7 @@ def write_and_print(result: dict[str, Any]) -> None:
     RESULTS_FILE.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print()
     print(format_table(result.get("ingest"), result.get("end_to_end")))
+    print(f"gunicorn workers replaced during the run (recycled or crashed): {result['server'].get('workers_replaced')}")
     for phase in ("ingest", "end_to_end"):
         for name, ok in (result.get(phase) or {}).get("checks", {}).items():
             print(f"[bench] {'PASS' if ok else 'FAIL'}: {phase}: {name}")
@@ -1124,14 +1126,16 @@ def cpu_groups(monitor: psycopg.Connection[Any], env: dict[str, str], server_pid
 
 
 def gunicorn_command(args: argparse.Namespace, port: int) -> list[str]:
-    """``gthread``: as ``benchmarks.invoice_create`` starts it (gunicorn.conf.py read from the
-    project root, overridden by the flags), without worker recycling. ``sync``: as production
-    starts it (gunicorn.conf.py: sync workers, no keep-alive), ``--workers`` of them if given.
-    Access log discarded."""
+    """``sync`` (the default): as production starts it, everything from gunicorn.conf.py
+    (sync workers, no keep-alive, worker recycling every 2,000 +- 200 requests), ``--workers``
+    of them if given. Its recycling stays: a run's ~7,000 requests spread over 9 workers
+    are ~800 each, so no worker restarts within a default run. ``gthread``: as
+    ``benchmarks.invoice_create`` starts it (gunicorn.conf.py read from the project root,
+    overridden by the flags), without worker recycling. Access log discarded."""
     if args.server == "gthread":
         command = ServerConfig(workers=args.workers or 2, threads=args.threads).command(port)
-        # gunicorn.conf.py recycles a worker every ~2,000 requests: with 2 workers that is a
-        # restart in the middle of some batch, charged to whichever endpoint runs then
+        # with 2 workers, gunicorn.conf.py's recycling every ~2,000 requests is a restart in
+        # the middle of some batch, charged to whichever endpoint runs then
         command += ["--max-requests", "0"]
     else:
         command = [sys.executable, "-m", "gunicorn", "paymenter.wsgi:application", "--bind", f"127.0.0.1:{port}"]
@@ -1213,6 +1217,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one straight script
             ):
                 groups = cpu_groups(monitor, env, server.pid)
                 reaped = {REAPED_POSTGRES: postmaster_pid(monitor)}
+                processes_at_start = process_tree(server.pid)
                 if args.phase in {"both", "ingest"}:
                     meter = CpuMeter(groups, reaped)
                     result["ingest"], found = run_ingest(args, port=port, owner_url=owner_url, meter=meter)
@@ -1229,6 +1234,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one straight script
                         reaped=reaped,
                     )
                     failures += found
+                # recycled (gunicorn.conf.py's max_requests) or crashed: each one a restart mid-run
+                result["server"]["workers_replaced"] = len(processes_at_start - process_tree(server.pid))
         result["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
         result["failures"] = failures
         write_and_print(result)
@@ -1268,9 +1275,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--e2e-timeout", type=float, default=120.0, help="seconds for every invoice to settle")
     parser.add_argument(
         "--server",
-        choices=["gthread", "sync"],
-        default="gthread",
-        help="gthread: as `make bench` (default); sync: as production (gunicorn.conf.py)",
+        choices=["sync", "gthread"],
+        default="sync",
+        help="sync: as production (gunicorn.conf.py; the default); gthread: as `make bench` (2 workers x 8 threads)",
     )
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (gthread 2, sync 4 x cores + 1)")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (default 8)")

@@ -74,6 +74,8 @@ MIDDLEWARE = [
     # /static/ from gunicorn itself (the pages' stylesheets): no proxy rule needed (docs/security.md)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
+    # a webhook (machine JSON, signature-authenticated) skips the browser middleware below
+    "webhooks.middleware.WebhookMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

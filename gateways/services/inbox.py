@@ -1,8 +1,8 @@
 """The webhook inbox: store each verified delivery once, fast; process it in a worker.
 
-Ingest (:func:`webhook_event_store`) is one short transaction: ``INSERT ... ON CONFLICT
-DO NOTHING`` on the unique ``(gateway, event_id)`` plus, only for the insert that won,
-an outbox message (topic :data:`WEBHOOK_TOPIC`). A duplicate delivery - a retry, a replay
+Ingest (:func:`webhook_event_store`) is one short transaction, one statement: ``INSERT ...
+ON CONFLICT DO NOTHING`` on the unique ``(gateway, event_id)`` plus, only for the insert that
+won, an outbox message (topic :data:`WEBHOOK_TOPIC`). A duplicate delivery - a retry, a replay
 re-signed with a fresh timestamp, 50 at once - writes nothing. The outbox makes a broker
 outage delay processing, never lose it (docs/outbox.md).
 
@@ -23,7 +23,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -40,7 +40,7 @@ from gateways.services.refunds import refunds_settle
 from paymenter import rls
 from paymenter.errors import PaymenterError
 from paymenter.models import OutboxMessage
-from paymenter.outbox import OutboxHandlerError, outbox_enqueue
+from paymenter.outbox import OutboxHandlerError, outbox_enqueue_if_inserted
 from paymenter.principals import Principal, SystemPrincipal
 
 logger = logging.getLogger(__name__)
@@ -65,35 +65,32 @@ def webhook_event_store(*, event: GatewayEvent, body: bytes, signed_at: datetime
 
     The body is kept as delivered (it is what the signature covered), encrypted at rest,
     bound to the row's id like every encrypted field (so it is encrypted before the insert).
+    The insert and its outbox message are one statement, sent with the RLS scope as one
+    round trip that is its own transaction (``outbox_enqueue_if_inserted``): committed
+    before this returns, and a duplicate writes nothing.
     """
     row_id = uuid.uuid4()
     unsaved = WebhookEvent(id=row_id, body=body.decode("utf-8"))
     encrypted_body = WebhookEvent._meta.get_field("body").pre_save(unsaved, add=True)
-    with rls.acting_as(INGEST_PRINCIPAL), transaction.atomic(durable=True):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT,
-                [
-                    row_id,
-                    event.gateway,
-                    event.event_id,
-                    event.event_type,
-                    event.object_id,
-                    encrypted_body,
-                    signed_at,
-                    WebhookEventStatus.RECEIVED,
-                ],
-            )
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        outbox_enqueue(
-            topic=WEBHOOK_TOPIC,
-            payload={"webhook_event_id": str(row_id), "gateway": event.gateway, "type": event.event_type},
-            # its own key: one event never waits behind another (the ledger orders effects)
-            ordering_key=f"webhook:{event.gateway}:{event.event_id}",
-        )
-    return row_id
+    message_id = outbox_enqueue_if_inserted(
+        principal=INGEST_PRINCIPAL,
+        insert_sql=_INSERT,
+        insert_params=[
+            row_id,
+            event.gateway,
+            event.event_id,
+            event.event_type,
+            event.object_id,
+            encrypted_body,
+            signed_at,
+            WebhookEventStatus.RECEIVED,
+        ],
+        topic=WEBHOOK_TOPIC,
+        payload={"webhook_event_id": str(row_id), "gateway": event.gateway, "type": event.event_type},
+        # its own key: one event never waits behind another (the ledger orders effects)
+        ordering_key=f"webhook:{event.gateway}:{event.event_id}",
+    )
+    return row_id if message_id is not None else None
 
 
 def webhook_event_deliver(message: OutboxMessage) -> None:

@@ -40,9 +40,9 @@ from invoices.services.checksums import invoice_checksum_verify
 from invoices.tax import KnownRate
 from paymenter import rls
 from paymenter.card_numbers import card_numbers_refuse
-from paymenter.sql_rows import insert_sql, rows_saved
 from paymenter.money import normalize_currency
 from paymenter.principals import Principal
+from paymenter.sql_rows import insert_sql, rows_saved
 
 
 def _apply_totals(invoice: Invoice, priced: PricedInvoice) -> None:

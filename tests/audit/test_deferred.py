@@ -21,8 +21,8 @@ from audit.unit_of_work import unit_of_work
 from audit.verification import verify_chain
 from billing.models import Customer
 from paymenter import rls
-from paymenter.sql_rows import insert_sql
 from paymenter.principals import SystemPrincipal
+from paymenter.sql_rows import insert_sql
 from tests.audit.helpers import WRITER
 
 

@@ -1,0 +1,69 @@
+"""``webhooks.middleware.WebhookMiddleware``: a webhook skips the browser middleware (sessions,
+CSRF, authentication, messages) but every answer still carries the security headers, and
+whatever is not a webhook view takes the full stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signed
+
+pytestmark = pytest.mark.django_db
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+@pytest.fixture(autouse=True)
+def _stripe(settings: Any) -> None:
+    settings.STRIPE_SECRET_KEY = "sk_test_unused"
+    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_peer"]
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # never reached: nothing here is processed
+    settings.STRIPE_WEBHOOK_ALLOWED_IPS = []
+
+
+def _post(client: Client, path: str, body: str, header: str = "") -> Any:
+    extra: dict[str, Any] = {"HTTP_STRIPE_SIGNATURE": header} if header else {}
+    return client.post(path, data=body, content_type="application/json", **extra)
+
+
+@pytest.mark.parametrize("signature", ["valid", "missing"])
+def test_a_webhook_answer_carries_the_security_headers(signature: str) -> None:
+    body, header = signed(checkout_session_event())
+    response = _post(Client(), WEBHOOK_URL, body, header if signature == "valid" else "")
+
+    assert response.status_code == (200 if signature == "valid" else 400)
+    assert {name: response.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["Content-Length"] == str(len(response.content))
+    assert response["X-Request-ID"]
+
+
+def test_a_session_cookie_sent_along_is_not_read(django_user_model: type[User]) -> None:
+    client = Client()
+    client.force_login(django_user_model.objects.create_user(username="someone", password="unused-pw-1"))
+    body, header = signed(checkout_session_event())
+
+    response = _post(client, WEBHOOK_URL, body, header)
+
+    assert response.status_code == 200
+    assert "Vary" not in response  # the answer depends on no cookie
+    assert not response.cookies  # nor renews or sets one
+    assert not hasattr(response.wsgi_request, "user")
+
+
+def test_a_path_that_is_no_webhook_view_takes_the_full_stack() -> None:
+    missing_slash = _post(Client(), WEBHOOK_URL.rstrip("/"), "{}")
+    unknown = _post(Client(), "/webhooks/nope/", "{}")
+
+    assert (missing_slash.status_code, missing_slash["Location"]) == (301, WEBHOOK_URL)  # CommonMiddleware
+    assert unknown.status_code == 404
+    assert unknown["X-Frame-Options"] == "DENY"
