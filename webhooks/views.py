@@ -38,6 +38,7 @@ from gateways.services import webhook_event_store
 from paymenter.api_errors import error_body
 from paymenter.client_ip import client_ip
 from paymenter.metrics import Metric
+from paymenter.middleware import machine_endpoint
 from paymenter.refusals import RefusalKind, refusal_record
 
 logger = logging.getLogger(__name__)
@@ -126,12 +127,14 @@ def _receive(request: HttpRequest, code: GatewayCode, allowed_ips: list[str]) ->
     return JsonResponse({"received": True, "duplicate": stored_id is None})
 
 
+@machine_endpoint
 @csrf_exempt  # authenticated by the gateway's signature, not a browser session
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
     return _receive(request, GatewayCode.STRIPE, settings.STRIPE_WEBHOOK_ALLOWED_IPS)
 
 
+@machine_endpoint
 @csrf_exempt  # authenticated by the gateway's signature, not a browser session
 @require_POST
 def paypal_webhook(request: HttpRequest) -> JsonResponse:
