@@ -52,8 +52,8 @@ MACHINE_ENDPOINT = "machine_endpoint"
 
 def machine_endpoint(view: _View) -> _View:
     """Mark a view (function or class) as a machine endpoint: JSON for a machine,
-    authenticated by a signature or an API key, never by a browser session
-    (:class:`MachineEndpointMiddleware`)."""
+    authenticated by a signature, never by a browser session, and needing no middleware's
+    ``process_exception`` (:class:`MachineEndpointMiddleware`)."""
     setattr(view, MACHINE_ENDPOINT, True)
     return view
 
@@ -65,8 +65,8 @@ def _is_machine_endpoint(func: Any) -> bool:
 
 
 class MachineEndpointMiddleware:
-    """The short way through Django for machine endpoints: the gateways' webhooks and the
-    O2S API (views marked with :func:`machine_endpoint`).
+    """The short way through Django for machine endpoints: the gateways' webhooks (views
+    marked with :func:`machine_endpoint`).
 
     It sits in ``MIDDLEWARE`` after the middleware every answer needs - the request id and
     the RLS request scope (:class:`RequestContextMiddleware`), the unreadable-value handler,
@@ -85,6 +85,10 @@ class MachineEndpointMiddleware:
     own principal), messages, and ``XFrameOptionsMiddleware``, whose ``X-Frame-Options``
     header is added here. The refusal gate in front of Django (``paymenter.refusal_gate``)
     runs before any of this (docs/performance.md).
+
+    Not for a view that relies on a middleware's ``process_exception`` (Django's handler
+    calls those hooks, this shortcut does not): the O2S API's unreadable-value answer
+    (``audit.middleware.UnreadableValueMiddleware``) is one, so the API keeps the full stack.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -28,7 +28,6 @@ from o2s.api.authentication import ApiKeyAuthentication, IsApiClient
 from o2s.api.throttling import ApiKeyRateThrottle
 from paymenter import rls
 from paymenter.json_parser import StrictJSONParser
-from paymenter.middleware import machine_endpoint
 from paymenter.principals import ApiKeyPrincipal
 
 
@@ -49,7 +48,6 @@ def read_in_one_transaction(handler: Callable[..., Response]) -> Callable[..., R
     return wrapper
 
 
-@machine_endpoint  # key-authenticated JSON: no session, CSRF or browser middleware
 class O2SAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsApiClient]
