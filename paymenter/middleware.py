@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
+from django.utils.module_loading import import_string
 
 from paymenter import request_context, rls
 from paymenter.client_ip import client_ip
@@ -52,8 +53,8 @@ MACHINE_ENDPOINT = "machine_endpoint"
 
 def machine_endpoint(view: _View) -> _View:
     """Mark a view (function or class) as a machine endpoint: JSON for a machine,
-    authenticated by a signature, never by a browser session, and needing no middleware's
-    ``process_exception`` (:class:`MachineEndpointMiddleware`)."""
+    authenticated by a signature or an API key, never by a browser session
+    (:class:`MachineEndpointMiddleware`)."""
     setattr(view, MACHINE_ENDPOINT, True)
     return view
 
@@ -65,8 +66,8 @@ def _is_machine_endpoint(func: Any) -> bool:
 
 
 class MachineEndpointMiddleware:
-    """The short way through Django for machine endpoints: the gateways' webhooks (views
-    marked with :func:`machine_endpoint`).
+    """The short way through Django for machine endpoints: the gateways' webhooks and the
+    O2S API (views marked with :func:`machine_endpoint`).
 
     It sits in ``MIDDLEWARE`` after the middleware every answer needs - the request id and
     the RLS request scope (:class:`RequestContextMiddleware`), the unreadable-value handler,
@@ -86,14 +87,22 @@ class MachineEndpointMiddleware:
     header is added here. The refusal gate in front of Django (``paymenter.refusal_gate``)
     runs before any of this (docs/performance.md).
 
-    Not for a view that relies on a middleware's ``process_exception`` (Django's handler
-    calls those hooks, this shortcut does not): the O2S API's unreadable-value answer
-    (``audit.middleware.UnreadableValueMiddleware``) is one, so the API keeps the full stack.
+    A view's exception still reaches every ``process_exception`` hook of ``MIDDLEWARE``, in
+    Django's order (the O2S API's 409 for an unreadable encrypted value is one:
+    ``audit.middleware.UnreadableValueMiddleware``); what no hook answers propagates as it
+    would from Django's handler.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.prefixes = tuple(settings.MACHINE_ENDPOINT_PATHS)
+        # the process_exception hooks Django's handler would run, last middleware first
+        hooks = []
+        for path in reversed(settings.MIDDLEWARE):
+            middleware = import_string(path)
+            if isinstance(middleware, type) and hasattr(middleware, "process_exception"):
+                hooks.append(middleware(get_response).process_exception)
+        self.exception_hooks: list[Callable[[HttpRequest, Exception], HttpResponse | None]] = hooks
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith(self.prefixes):
@@ -105,7 +114,13 @@ class MachineEndpointMiddleware:
         if not _is_machine_endpoint(match.func):
             return self.get_response(request)
         request.resolver_match = match
-        response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+        try:
+            response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:
+            answered = next((r for hook in self.exception_hooks if (r := hook(request, exc)) is not None), None)
+            if answered is None:
+                raise
+            response = answered
         if hasattr(response, "render") and callable(response.render):
             response = response.render()  # a DRF Response, as Django's handler would render it
         # what XFrameOptionsMiddleware and CommonMiddleware add to every answer

@@ -74,7 +74,8 @@ MIDDLEWARE = [
     # /static/ from gunicorn itself (the pages' stylesheets): no proxy rule needed (docs/security.md)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
-    # a webhook (machine JSON, signature-authenticated) skips the browser middleware below
+    # a webhook or an O2S API call (machine JSON, signature- or key-authenticated) skips
+    # the browser middleware below
     "paymenter.middleware.MachineEndpointMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -91,7 +92,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 # Where the views marked ``paymenter.middleware.machine_endpoint`` are mounted (config/urls.py):
 # only requests under these paths are resolved early by MachineEndpointMiddleware.
-MACHINE_ENDPOINT_PATHS = ("/webhooks/",)
+MACHINE_ENDPOINT_PATHS = ("/webhooks/", "/api/v1/")
 WSGI_APPLICATION = "paymenter.wsgi.application"
 ASGI_APPLICATION = "paymenter.asgi.application"
 

@@ -28,6 +28,7 @@ from o2s.api.authentication import ApiKeyAuthentication, IsApiClient
 from o2s.api.throttling import ApiKeyRateThrottle
 from paymenter import rls
 from paymenter.json_parser import StrictJSONParser
+from paymenter.middleware import machine_endpoint
 from paymenter.principals import ApiKeyPrincipal
 
 
@@ -48,6 +49,7 @@ def read_in_one_transaction(handler: Callable[..., Response]) -> Callable[..., R
     return wrapper
 
 
+@machine_endpoint  # key-authenticated JSON: no session, CSRF or browser middleware
 class O2SAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsApiClient]

@@ -1,6 +1,8 @@
-"""``paymenter.middleware.MachineEndpointMiddleware``: a webhook skips the browser middleware
-(sessions, CSRF, authentication, messages) but every answer still carries the security
-headers, and whatever is not a machine endpoint takes the full stack."""
+"""``paymenter.middleware.MachineEndpointMiddleware``: a webhook or an O2S API call skips
+the browser middleware (sessions, CSRF, authentication, messages) but every answer still
+carries the security headers, a view's exception still meets the middleware's
+``process_exception`` hooks (``tests/encryption/test_unreadable_values.py``), and whatever is
+not a machine endpoint (the API's staff docs included) takes the full stack."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from tests.o2s.api_helpers import make_api_client
 from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signed
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +70,32 @@ def test_a_path_that_is_no_webhook_view_takes_the_full_stack() -> None:
     assert (missing_slash.status_code, missing_slash["Location"]) == (301, WEBHOOK_URL)  # CommonMiddleware
     assert unknown.status_code == 404
     assert unknown["X-Frame-Options"] == "DENY"
+
+
+# --- the O2S API ---------------------------------------------------------------------------
+
+
+def test_an_o2s_call_carries_the_security_headers_and_ignores_a_session(
+    django_user_model: type[User], system_principal: object
+) -> None:
+    api = make_api_client()
+    api.client.force_login(django_user_model.objects.create_user(username="portal", password="unused-pw-1"))
+
+    response = api.get("/api/v1/products/")
+    refused = api.client.get("/api/v1/products/", HTTP_AUTHORIZATION="Bearer nope", REMOTE_ADDR="127.0.0.1")
+
+    assert (response.status_code, refused.status_code) == (200, 401)
+    for answer in (response, refused):
+        assert {name: answer.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+        assert answer["Content-Length"] == str(len(answer.content))
+        assert answer["X-Request-ID"]
+        assert "Vary" not in answer  # no session was read
+        assert not answer.cookies
+    assert not hasattr(response.wsgi_request, "session")  # the session middleware never ran
+
+
+def test_the_api_docs_page_is_no_machine_endpoint() -> None:
+    docs = Client().get("/api/v1/docs/")
+
+    assert docs.status_code in (302, 403)  # the full stack: staff sign-in with MFA required
+    assert docs["X-Frame-Options"] == "DENY"
