@@ -87,8 +87,9 @@ def webhook_event_store(*, event: GatewayEvent, body: bytes, signed_at: datetime
         ],
         topic=WEBHOOK_TOPIC,
         payload={"webhook_event_id": str(row_id), "gateway": event.gateway, "type": event.event_type},
-        # its own key: one event never waits behind another (the ledger orders effects)
-        ordering_key=f"webhook:{event.gateway}:{event.event_id}",
+        # its own key: one event never waits behind another (the ledger orders effects). The
+        # row's id, not the gateway's event id: that may be longer than the key's column
+        ordering_key=f"webhook:{row_id}",
     )
     return row_id if message_id is not None else None
 
