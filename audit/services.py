@@ -37,8 +37,9 @@ class TailInsert:
     """An INSERT sent with the chain-head lock when the unit of work ends (:func:`tail_insert`).
 
     ``sql`` is one INSERT without a WITH clause of its own; it becomes the common table
-    expression ``name`` (unique within the unit of work), so a later part may refer to it
-    (``... WHERE (SELECT count(*) FROM <name>) = 3`` makes it run after that part).
+    expression ``name`` (unique within the unit of work: take it from :func:`tail_name`),
+    so a later part may refer to it (``... WHERE (SELECT count(*) FROM <name>) = 3`` makes it
+    run after that part).
     """
 
     name: str
@@ -52,6 +53,10 @@ class _Batch:
 
     events: list[AuditEvent] = field(default_factory=list)
     inserts: list[TailInsert] = field(default_factory=list)
+    #: the enclosing block's batch: a nested block hands its events and inserts to it
+    parent: _Batch | None = None
+    #: tail names handed out so far (kept on the outermost batch, see :func:`tail_name`)
+    names: int = 0
 
 
 # The batch of the innermost open ``audit_deferred`` block, if any.
@@ -105,6 +110,25 @@ def audit_record(
     return event
 
 
+def tail_name(prefix: str) -> str:
+    """A name for a :class:`TailInsert`, unique within the unit of work and the same from
+    one unit of work to the next that runs the same code.
+
+    The same names make the same statement text, and psycopg parses a statement's text
+    once per process (its query cache) instead of once per request: for the invoice
+    creation's tail statement that parse cost more than everything else psycopg did for
+    the request (docs/performance.md). Outside an ``audit_deferred`` block the rows are
+    written at once, in a statement of their own, and the name is merely unique.
+    """
+    batch = _pending.get()
+    if batch is None:
+        return f"{prefix}_{uuid.uuid4().hex}"
+    while batch.parent is not None:
+        batch = batch.parent
+    batch.names += 1
+    return f"{prefix}_{batch.names}"
+
+
 def tail_insert(*inserts: TailInsert) -> None:
     """Write ``inserts`` at the end of the unit of work, in the statement that takes the
     chain-head lock: one round trip for the unit of work's last rows instead of one each
@@ -134,7 +158,7 @@ def audit_deferred() -> Iterator[None]:
     if not connections[DEFAULT_DB_ALIAS].in_atomic_block:
         raise AuditOutsideTransactionError()
     parent = _pending.get()
-    batch = _Batch()
+    batch = _Batch(parent=parent)
     token = _pending.set(batch)
     try:
         yield

@@ -37,7 +37,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit.services import TailInsert, audit_deferred, tail_insert
+from audit.services import TailInsert, audit_deferred, tail_insert, tail_name
 from o2s.errors import (
     HEADER,
     MAX_KEY_LENGTH,
@@ -127,7 +127,7 @@ def run_idempotently(*, request: Request, api_key_id: Any, handler: Handler) -> 
         sql, params = insert_sql(IdempotencyRecord, [record])
         # written with the audit chain position at the end of the request's unit of work (one
         # round trip); the unique constraint is the backstop, see _run_in_transaction
-        tail_insert(TailInsert(name="idempotency_record", sql=sql, params=params))
+        tail_insert(TailInsert(name=tail_name("idempotency_record"), sql=sql, params=params))
         rows_saved([record])
 
     return _run_in_transaction(

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.services import TailInsert, tail_insert
+from audit.services import TailInsert, tail_insert, tail_name
 from audit.unit_of_work import unit_of_work
 from billing.models import Customer, Product, TaxTreatment
 from billing.selectors import customer_get
@@ -82,7 +82,7 @@ def _insert_with_lines(invoice: Invoice, lines: list[InvoiceLine]) -> None:
     ``invoices.0009``); the foreign key is checked at COMMIT, which also fails if the
     invoice row was not written.
     """
-    lines_name, invoice_name = f"lines_{invoice.id.hex}", f"invoice_{invoice.id.hex}"
+    lines_name, invoice_name = tail_name("lines"), tail_name("invoice")
     lines_sql, lines_params = insert_sql(InvoiceLine, lines)
     invoice_sql, invoice_params = insert_sql(Invoice, [invoice])
     head, values = invoice_sql.split(" VALUES (", 1)

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.actions import AuditAction
 from audit.errors import AuditOutsideTransactionError
 from audit.models import AuditEvent
-from audit.services import TailInsert, audit_deferred, audit_record, tail_insert
+from audit.services import TailInsert, audit_deferred, audit_record, tail_insert, tail_name
 from audit.unit_of_work import unit_of_work
 from audit.verification import verify_chain
 from billing.models import Customer
@@ -74,7 +74,7 @@ def _tail_customer(external_id: str) -> TailInsert:
         external_id=external_id, billing_country="AU", name="Tail Pty Ltd", email=f"{external_id}@x.example"
     )
     sql, params = insert_sql(Customer, [customer])
-    return TailInsert(name=f"customer_{customer.id.hex}", sql=sql, params=params)
+    return TailInsert(name=tail_name("customer"), sql=sql, params=params)
 
 
 @pytest.mark.django_db
@@ -111,6 +111,26 @@ def test_a_tail_insert_outside_a_unit_of_work_is_written_at_once(system_principa
     with transaction.atomic():
         tail_insert(_tail_customer(external_id))
         assert Customer.objects.filter(external_id=external_id).count() == 1
+
+
+@pytest.mark.django_db
+def test_tail_names_are_unique_within_a_unit_of_work_and_repeat_across_units(
+    system_principal: SystemPrincipal,
+) -> None:
+    """Nested blocks draw from the outermost block's names (their inserts end up in its
+    statement), and the next unit of work running the same code gets the same names: the
+    same statement text, which psycopg parses once per process instead of per request."""
+
+    def names() -> list[str]:
+        with unit_of_work(system_principal):
+            outer = [tail_name("row"), tail_name("row")]
+            with unit_of_work(system_principal):
+                inner = [tail_name("row")]
+            return [*outer, *inner, tail_name("row")]
+
+    first, second = names(), names()
+    assert len(set(first)) == 4
+    assert first == second
 
 
 def test_deferring_outside_a_transaction_is_refused() -> None:

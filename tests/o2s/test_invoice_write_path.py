@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from psycopg import _queries
 
 from audit.models import AuditEvent
 from billing.models import Customer, Product
@@ -93,6 +94,22 @@ def test_creating_an_invoice_takes_at_most_twelve_statements_whatever_its_lines(
     assert len(many.json()["lines"]) == 5
     with rls.acting_as(PRINCIPAL):
         assert AuditEvent.objects.filter(object_id=custom.json()["id"]).count() == 3  # created, issued, custom lines
+
+
+def test_a_creation_sends_statement_texts_psycopg_has_parsed_before(
+    o2s: tuple[O2SClient, Customer, Product],
+) -> None:
+    """Every statement of a creation has the text of the previous creation's, so psycopg's
+    per-process parse cache answers for all of them: a name that changed per request (the
+    tail statement's CTE names once held the invoice id) cost a fresh parse of the largest
+    statement on every request (docs/performance.md)."""
+    api, customer, product = o2s
+    assert _create(api, _body(customer, product)).status_code == 201
+    parsed = _queries._query2pg_client.cache_info().misses  # psycopg's client-side binding cache
+
+    assert _create(api, _body(customer, product)).status_code == 201
+
+    assert _queries._query2pg_client.cache_info().misses == parsed
 
 
 def test_reading_invoices_takes_the_same_statements_whatever_the_page_size(
