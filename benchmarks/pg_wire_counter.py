@@ -11,8 +11,10 @@ client rather than under gunicorn. ``pg_stat_statements`` would count server-sid
 :class:`WireCounter` listens on a port of 127.0.0.1 and forwards every connection to the
 real server (TCP or Unix socket), parsing the frontend (client to server) messages:
 
-* a simple-protocol ``Query`` message is one statement (its text is recorded); an empty one
-  is psycopg_pool's health check (``conn.execute("")``) and is recorded apart;
+* a simple-protocol ``Query`` message is one statement per ``;``-separated statement in it
+  (its text is recorded): ``BEGIN;SELECT set_config(...)``, which the application sends as
+  one round trip, is two statements; an empty one is psycopg_pool's health check
+  (``conn.execute("")``) and is recorded apart;
 * an extended-protocol ``Execute`` is one statement (the text comes from the ``Parse`` its
   portal was bound to), however many ``Parse``/``Bind``/``Sync`` surround it;
 * a **round trip** is counted each time the server answers after the client has sent
@@ -93,10 +95,10 @@ class _FrontendParser:
     def _message(self, kind: str, body: bytes) -> None:
         if kind == "Q":
             text, _ = _cstring(body, 0)
-            stripped = text.strip()
-            if stripped:
-                self._on_event("statement", stripped[:_TEXT_LIMIT])
-            else:
+            statements = split_statements(text)
+            for statement in statements:
+                self._on_event("statement", statement[:_TEXT_LIMIT])
+            if not statements:
                 self._on_event("health_check", "")
         elif kind == "P":
             name, offset = _cstring(body, 0)
@@ -261,6 +263,30 @@ def counting_proxy(upstream_url: str) -> Iterator[WireCounter]:
         yield counter
     finally:
         counter.close()
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of a simple-protocol query, split at the semicolons outside string
+    literals, quoted identifiers and comments (psycopg binds parameters client-side, so a
+    value's ``;`` arrives inside a literal). Dollar quoting is not parsed: the application
+    sends none."""
+    statements: list[str] = []
+    start, index, length = 0, 0, len(text)
+    while index < length:
+        char = text[index]
+        if char in "'\"":  # a literal or identifier; a doubled quote stays inside it
+            index += 1
+            while index < length and not (text[index] == char and text[index + 1 : index + 2] != char):
+                index += 2 if text[index] == char else 1
+        elif text.startswith("--", index):
+            index = text.find("\n", index)
+            index = length if index < 0 else index
+        elif char == ";":
+            statements.append(text[start:index].strip())
+            start = index + 1
+        index += 1
+    statements.append(text[start:].strip())
+    return [statement for statement in statements if statement]
 
 
 _SELECT_CALL = re.compile(r"^SELECT\s+(?:\*\s+FROM\s+)?([a-z_][a-z0-9_]*)\s*\(", re.IGNORECASE)

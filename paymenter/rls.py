@@ -79,9 +79,12 @@ _SETTINGS = ("paymenter.scope", "paymenter.customer_ids", "paymenter.user_id", "
 _SET_SQL = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _SETTINGS)
 
 
-def apply_to_cursor(cursor: Any, principal: Principal | None) -> None:
+def apply_to_cursor(cursor: Any, principal: Principal | None, *, begin: bool = False) -> None:
+    """Write ``principal``'s settings in the open transaction; with ``begin``, open it in
+    the same round trip (``BEGIN;`` ahead of them: one multi-statement query, which needs
+    client-side binding)."""
     values = settings_for(principal)
-    cursor.execute(_SET_SQL, [values[name] for name in _SETTINGS])
+    cursor.execute(f"BEGIN;{_SET_SQL}" if begin else _SET_SQL, [values[name] for name in _SETTINGS])
 
 
 def _reapply_in_open_transactions() -> None:
