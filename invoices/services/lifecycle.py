@@ -73,26 +73,33 @@ def _line_rows(invoice: Invoice, priced: PricedInvoice) -> list[InvoiceLine]:
     ]
 
 
-def _insert_with_lines(invoice: Invoice, lines: list[InvoiceLine]) -> None:
-    """Write a new invoice and its lines at the end of the unit of work, in the statement
-    that takes the audit chain position (``audit.services.tail_insert``: one round trip).
+def _lines_insert(lines: list[InvoiceLine]) -> TailInsert:
+    """The lines' INSERT for :func:`_insert_with_lines`, built before the invoice is
+    numbered: nothing in a line depends on the number, and the counter is locked from the
+    number to COMMIT, so this work stays out of that section."""
+    sql, params = insert_sql(InvoiceLine, lines)
+    return TailInsert(name=tail_name("lines"), sql=f"{sql} RETURNING 1", params=params)
+
+
+def _insert_with_lines(invoice: Invoice, lines: list[InvoiceLine], lines_insert: TailInsert) -> None:
+    """Write a new invoice and its lines (``lines_insert``, from :func:`_lines_insert`) at
+    the end of the unit of work, in the statement that takes the audit chain position
+    (``audit.services.tail_insert``: one round trip).
 
     The lines go first: the invoice's INSERT waits for them (its ``WHERE`` counts them),
     so the line trigger meets an invoice that does not exist yet (migration
     ``invoices.0009``); the foreign key is checked at COMMIT, which also fails if the
     invoice row was not written.
     """
-    lines_name, invoice_name = tail_name("lines"), tail_name("invoice")
-    lines_sql, lines_params = insert_sql(InvoiceLine, lines)
     invoice_sql, invoice_params = insert_sql(Invoice, [invoice])
     head, values = invoice_sql.split(" VALUES (", 1)
     if not (head.startswith("INSERT INTO ") and values.endswith(")")):  # Django's single-row form
         raise RuntimeError(f"unexpected INSERT form: {invoice_sql[:80]}")
     tail_insert(
-        TailInsert(name=lines_name, sql=f"{lines_sql} RETURNING 1", params=lines_params),
+        lines_insert,
         TailInsert(
-            name=invoice_name,
-            sql=f"{head} SELECT {values[:-1]} WHERE (SELECT count(*) FROM {lines_name}) = %s",  # noqa: S608 - Django's SQL
+            name=tail_name("invoice"),
+            sql=f"{head} SELECT {values[:-1]} WHERE (SELECT count(*) FROM {lines_insert.name}) = %s",  # noqa: S608 - Django's SQL
             params=(*invoice_params, len(lines)),
         ),
     )
@@ -229,10 +236,11 @@ def invoice_create_priced(
     _apply_totals(invoice, priced)
     lines = _line_rows(invoice, priced)
     with unit_of_work(principal, savepoint=False):
+        lines_insert = _lines_insert(lines)  # before the number: see _lines_insert
+        _lines_attach(invoice, lines)
         if issue:
             _issue(invoice=invoice, customer=customer, lines=lines, issue_date=issue_date)
-        _insert_with_lines(invoice, lines)
-        _lines_attach(invoice, lines)
+        _insert_with_lines(invoice, lines, lines_insert)
         invoice_audit_record(
             action=AuditAction.INVOICE_CREATED,
             principal=principal,
