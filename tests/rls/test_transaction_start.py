@@ -75,6 +75,6 @@ def test_a_server_side_cursor_in_a_transaction_is_not_holdable(committed_db: Non
             with connection.cursor() as cursor:
                 cursor.execute("SELECT is_holdable FROM pg_cursors WHERE name LIKE '_django_curs_%'")
                 holdable = [row[0] for row in cursor.fetchall()]
-            rows.close()
+            list(rows)  # the rest: the iterator closes its cursor
 
     assert holdable == [False]
