@@ -19,6 +19,15 @@ WEBHOOK_SECRET = "whsec_test_peer"  # what tests.stripe_peer_fixtures.stripe_set
 WEBHOOK_URL = "/webhooks/stripe/"
 
 
+def stripe_webhooks_only(settings: Any) -> None:
+    """Stripe configured to accept signed deliveries, and no Stripe API reachable: for tests
+    of what happens to a delivery before anything is fetched back from the gateway."""
+    settings.STRIPE_SECRET_KEY = "sk_test_unused"
+    settings.STRIPE_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # never reached: nothing here is processed
+    settings.STRIPE_WEBHOOK_ALLOWED_IPS = []
+
+
 @cache
 def _objects() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(FIXTURES.read_text())

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.o2s.api_helpers import make_api_client
-from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signed
+from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signed, stripe_webhooks_only
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +27,7 @@ SECURITY_HEADERS = {
 
 @pytest.fixture(autouse=True)
 def _stripe(settings: Any) -> None:
-    settings.STRIPE_SECRET_KEY = "sk_test_unused"
-    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_peer"]
-    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # never reached: nothing here is processed
-    settings.STRIPE_WEBHOOK_ALLOWED_IPS = []
+    stripe_webhooks_only(settings)
 
 
 def _post(client: Client, path: str, body: str, header: str = "") -> Any:

@@ -16,7 +16,7 @@ from gateways.models import WebhookEvent
 from gateways.stripe.adapter import StripeGateway
 from paymenter import rls
 from paymenter.principals import SystemPrincipal
-from tests.stripe_events import WEBHOOK_URL, signed, stripe_event, stripe_object
+from tests.stripe_events import WEBHOOK_URL, signed, stripe_event, stripe_object, stripe_webhooks_only
 
 READER = SystemPrincipal(label="test:stripe-event-kinds")
 PAYMENT_INTENT = "pi_3MtwBwLkdIwHu7ix28a3tqPa"
@@ -50,10 +50,7 @@ KINDS: list[tuple[str, dict[str, Any], GatewayEventKind, str, str]] = [
 
 @pytest.fixture(autouse=True)
 def _stripe(settings: Any) -> None:
-    settings.STRIPE_SECRET_KEY = "sk_test_unused"
-    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_peer"]
-    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # never reached: nothing here is processed
-    settings.STRIPE_WEBHOOK_ALLOWED_IPS = []
+    stripe_webhooks_only(settings)
     get_redis_connection("default").flushdb()
 
 

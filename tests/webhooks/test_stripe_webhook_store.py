@@ -26,7 +26,7 @@ from paymenter import rls
 from paymenter.models import OutboxMessage
 from paymenter.outbox import TaskPublisher, outbox_enqueue_if_inserted, task_publisher
 from paymenter.principals import CustomerPrincipal, SystemPrincipal
-from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signed
+from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signed, stripe_webhooks_only
 
 pytestmark = pytest.mark.committed
 READER = SystemPrincipal(label="test:webhook-store")
@@ -43,10 +43,7 @@ RETURNING id
 @pytest.fixture
 def queue(committed_db: None, settings: Any) -> Iterator[TaskPublisher]:
     """Stripe configured, and the broker's queue emptied before and after."""
-    settings.STRIPE_SECRET_KEY = "sk_test_unused"
-    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_peer"]
-    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # never reached: nothing here is processed
-    settings.STRIPE_WEBHOOK_ALLOWED_IPS = []
+    stripe_webhooks_only(settings)
     publisher = task_publisher()
     assert publisher is not None
     publisher.client.delete(publisher.queue)

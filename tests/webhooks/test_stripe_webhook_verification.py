@@ -21,7 +21,14 @@ from gateways.models import WebhookEvent
 from paymenter import refusals, rls
 from paymenter.models import OutboxMessage
 from paymenter.principals import SystemPrincipal
-from tests.stripe_events import WEBHOOK_URL, checkout_session_event, signature, signed, stripe_event
+from tests.stripe_events import (
+    WEBHOOK_URL,
+    checkout_session_event,
+    signature,
+    signed,
+    stripe_event,
+    stripe_webhooks_only,
+)
 
 pytestmark = pytest.mark.django_db
 READER = SystemPrincipal(label="test:webhooks")
@@ -31,10 +38,7 @@ READER = SystemPrincipal(label="test:webhooks")
 def _stripe(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # every refusal of a test in one refusal window, whatever the wall clock says
     monkeypatch.setattr(refusals, "clock", lambda: 1_800_000_010.0)
-    settings.STRIPE_SECRET_KEY = "sk_test_unused"
-    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_peer"]
-    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # never reached: nothing here is processed
-    settings.STRIPE_WEBHOOK_ALLOWED_IPS = []
+    stripe_webhooks_only(settings)
     get_redis_connection("default").flushdb()
 
 
