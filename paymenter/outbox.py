@@ -195,13 +195,12 @@ def outbox_enqueue_if_inserted(
     if connection.in_atomic_block or not connection.get_autocommit():
         oneshot = False
     else:
-        scope = rls.settings_for(principal)
-        scope_sql = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in scope)
+        scope_sql, scope_params = rls.scope_statement(principal)
         with connection.cursor() as cursor:
             # a multi-statement query needs client-side binding (Django's default with psycopg 3)
             oneshot = isinstance(cursor.cursor, psycopg.ClientCursor)
             if oneshot:
-                cursor.execute(f"{scope_sql};{statement}", [*scope.values(), *params])
+                cursor.execute(f"{scope_sql};{statement}", [*scope_params, *params])
                 cursor.nextset()
                 row = cursor.fetchone()
     if not oneshot:

@@ -79,12 +79,19 @@ _SETTINGS = ("paymenter.scope", "paymenter.customer_ids", "paymenter.user_id", "
 _SET_SQL = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _SETTINGS)
 
 
+def scope_statement(principal: Principal | None) -> tuple[str, list[str]]:
+    """The statement that writes ``principal``'s settings in the current transaction, and
+    its parameters: sent alone, or ahead of other statements in one query."""
+    values = settings_for(principal)
+    return _SET_SQL, [values[name] for name in _SETTINGS]
+
+
 def apply_to_cursor(cursor: Any, principal: Principal | None, *, begin: bool = False) -> None:
     """Write ``principal``'s settings in the open transaction; with ``begin``, open it in
     the same round trip (``BEGIN;`` ahead of them: one multi-statement query, which needs
     client-side binding)."""
-    values = settings_for(principal)
-    cursor.execute(f"BEGIN;{_SET_SQL}" if begin else _SET_SQL, [values[name] for name in _SETTINGS])
+    sql, params = scope_statement(principal)
+    cursor.execute(f"BEGIN;{sql}" if begin else sql, params)
 
 
 def _reapply_in_open_transactions() -> None:

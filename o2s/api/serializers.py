@@ -113,8 +113,8 @@ class StrictSerializer(serializers.Serializer[Any]):
         """The declared fields, copied for this instance more cheaply than DRF does.
 
         DRF deep-copies every declared field for every serializer instance, re-running each
-        field's ``__init__``: about 7% of an invoice creation's CPU went there
-        (docs/performance.md). A declared field is never bound and holds nothing a request
+        field's ``__init__``: validating an invoice creation's body took 296 us with it and
+        177 us without (docs/performance.md). A declared field is never bound and holds nothing a request
         changes; binding sets its name and parent on the copy, so a shallow copy is as
         good. Nested serializers keep DRF's deep copy: validating a list writes state
         on its child (``run_child_validation``)."""
